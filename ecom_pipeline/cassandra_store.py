@@ -1,0 +1,94 @@
+"""Cassandra access: one session per process, statements prepared once."""
+
+from __future__ import annotations
+
+import logging
+
+from cassandra import AuthenticationFailed, ConsistencyLevel, ProtocolVersion
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement
+
+from ecom_pipeline.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class CassandraUnavailable(ConnectionError):
+    """Cassandra cannot be reached or refuses the login; the message says which and what to do."""
+
+    def __init__(self, message: str, *, login_refused: bool = False) -> None:
+        super().__init__(message)
+        self.login_refused = login_refused
+
+
+def open_session(
+    settings: Settings,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    connect_timeout: float = 10.0,
+    request_timeout: float = 10.0,
+) -> Session:
+    """Connect with password authentication; close with `session.cluster.shutdown()`.
+
+    The session has no keyspace of its own: statements name it when they are
+    prepared (`prepare_in_keyspace`), as Cassandra 5 recommends.
+    """
+    username = username or settings.cassandra_username
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=ConsistencyLevel.name_to_value[settings.cassandra_consistency],
+        request_timeout=request_timeout,
+    )
+    cluster = Cluster(
+        contact_points=list(settings.cassandra_hosts),
+        port=settings.cassandra_port,
+        auth_provider=PlainTextAuthProvider(
+            username=username,
+            password=settings.cassandra_password if password is None else password,
+        ),
+        protocol_version=ProtocolVersion.V5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=connect_timeout,
+    )
+    try:
+        return cluster.connect()
+    except NoHostAvailable as error:
+        cluster.shutdown()
+        raise _unavailable(error, settings, username) from error
+    except Exception:
+        cluster.shutdown()
+        raise
+
+
+def prepare_in_keyspace(session: Session, settings: Settings, cql: str) -> PreparedStatement:
+    """Prepare `cql`, whose table names are unqualified, in the configured keyspace."""
+    return session.prepare(cql, keyspace=settings.cassandra_keyspace)
+
+
+def _unavailable(error: NoHostAvailable, settings: Settings, username: str) -> CassandraUnavailable:
+    where = ", ".join(f"{host}:{settings.cassandra_port}" for host in settings.cassandra_hosts)
+    causes = list(error.errors.values())
+    # While a new node sets up its roles it refuses logins with a transient message.
+    if causes and all(
+        isinstance(cause, AuthenticationFailed) and "not yet" not in str(cause).lower()
+        for cause in causes
+    ):
+        return CassandraUnavailable(
+            f"Cassandra at {where} refused the login of user {username!r}: wrong username or "
+            "password. Check CASSANDRA_USERNAME and CASSANDRA_PASSWORD.",
+            login_refused=True,
+        )
+    detail = "; ".join(str(cause) for cause in causes) or str(error)
+    return CassandraUnavailable(
+        f"cannot reach Cassandra at {where} ({detail}). Is it running? "
+        "`make services` starts a local one; CASSANDRA_HOSTS and CASSANDRA_PORT say where it is."
+    )

@@ -1,0 +1,114 @@
+"""Every setting of the pipeline, read once from the environment.
+
+The defaults describe the local setup (`make services`): the Pub/Sub emulator on
+127.0.0.1:8085 and a single Cassandra node on 127.0.0.1:9042 with the local-only
+superuser admin/admin. Nothing else in the code base knows these values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+LOCAL_EMULATOR_HOST = "127.0.0.1:8085"
+LOCAL_PROJECT = "ecom-local"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Connection details and resource names shared by all roles.
+
+    `emulator_host` None means real Google Cloud Pub/Sub (Application Default
+    Credentials); any other value is a `HOST:PORT` of the emulator.
+    """
+
+    project: str = LOCAL_PROJECT
+    emulator_host: str | None = LOCAL_EMULATOR_HOST
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 9042
+    cassandra_username: str = "admin"
+    cassandra_password: str = dataclasses.field(default="admin", repr=False)
+    cassandra_keyspace: str = "ecom_store"
+    cassandra_consistency: str = "LOCAL_QUORUM"
+    orders_topic: str = "orders_data"
+    payments_topic: str = "payments_data"
+    payments_dlq_topic: str = "dlq_payments_data"
+    orders_subscription: str = "orders_data-sub"
+    payments_subscription: str = "payments_data-sub"
+    payments_dlq_subscription: str = "dlq_payments_data-sub"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the standard environment variables.
+
+        `PUBSUB_EMULATOR_HOST` unset means the local emulator; set it to an empty
+        string to use real Google Cloud Pub/Sub.
+        """
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        emulator_host = env.get("PUBSUB_EMULATOR_HOST", defaults.emulator_host).strip()
+        hosts = env.get("CASSANDRA_HOSTS")
+        return cls(
+            project=env.get("GOOGLE_CLOUD_PROJECT") or defaults.project,
+            emulator_host=emulator_host or None,
+            cassandra_hosts=_split_hosts(hosts) if hosts else defaults.cassandra_hosts,
+            cassandra_port=_port(env.get("CASSANDRA_PORT"), defaults.cassandra_port),
+            cassandra_username=env.get("CASSANDRA_USERNAME") or defaults.cassandra_username,
+            cassandra_password=env.get("CASSANDRA_PASSWORD", defaults.cassandra_password),
+            cassandra_keyspace=env.get("CASSANDRA_KEYSPACE") or defaults.cassandra_keyspace,
+            cassandra_consistency=_consistency(
+                env.get("CASSANDRA_CONSISTENCY") or defaults.cassandra_consistency
+            ),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (flags override the environment)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+        )
+        return f"Settings({fields}, cassandra_password='***')"
+
+
+def _split_hosts(value: str) -> tuple[str, ...]:
+    hosts = tuple(h.strip() for h in value.split(",") if h.strip())
+    if not hosts:
+        raise ValueError(f"CASSANDRA_HOSTS has no host in it: {value!r}")
+    return hosts
+
+
+def _port(value: str | None, default: int) -> int:
+    if not value:
+        return default
+    try:
+        port = int(value)
+    except ValueError:
+        raise ValueError(f"CASSANDRA_PORT must be a number, not {value!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"CASSANDRA_PORT must be between 1 and 65535, not {port}")
+    return port
+
+
+CONSISTENCY_LEVELS = (
+    "ONE",
+    "TWO",
+    "THREE",
+    "QUORUM",
+    "ALL",
+    "LOCAL_QUORUM",
+    "EACH_QUORUM",
+    "LOCAL_ONE",
+)
+
+
+def _consistency(value: str) -> str:
+    level = value.strip().upper()
+    if level not in CONSISTENCY_LEVELS:
+        raise ValueError(
+            f"CASSANDRA_CONSISTENCY must be one of {', '.join(CONSISTENCY_LEVELS)}, not {value!r}"
+        )
+    return level

@@ -1,0 +1,176 @@
+"""The two real services the pipeline is built on: Cassandra 5.0 and the Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+from google.api_core.exceptions import NotFound
+
+from devtools import services as local_services
+from ecom_pipeline.cassandra_store import CassandraUnavailable, open_session, prepare_in_keyspace
+from tests.integration.conftest import Services, run_setup_pubsub
+from tests.waiting import eventually
+
+SPEC_COLUMNS = {
+    "order_id": "bigint",
+    "customer_id": "bigint",
+    "item": "text",
+    "quantity": "bigint",
+    "price": "double",
+    "shipping_address": "text",
+    "order_status": "text",
+    "creation_date": "text",
+    "payment_id": "bigint",
+    "payment_method": "text",
+    "card_last_four": "text",
+    "payment_status": "text",
+    "payment_datetime": "text",
+}
+
+TOPICS = {
+    "orders_data": "orders_data-sub",
+    "payments_data": "payments_data-sub",
+    "dlq_payments_data": "dlq_payments_data-sub",
+}
+
+
+def test_cassandra_reports_release_5_0(cassandra):
+    release = cassandra.execute("SELECT release_version FROM system.local").one().release_version
+    assert release.startswith("5.0."), release
+
+
+def test_admin_logs_in_and_a_wrong_password_is_refused_clearly(settings):
+    session = open_session(settings)
+    assert session.execute("SELECT key FROM system.local").one().key == "local"
+    session.cluster.shutdown()
+
+    with pytest.raises(CassandraUnavailable) as refused:
+        open_session(settings.replace(cassandra_password="not-the-password"))
+    assert refused.value.login_refused
+    assert "refused the login of user 'admin'" in str(refused.value)
+    assert "CASSANDRA_PASSWORD" in str(refused.value)
+
+
+def test_the_well_known_default_superuser_is_gone(settings):
+    with pytest.raises(CassandraUnavailable) as refused:
+        open_session(settings, username="cassandra", password="cassandra")
+    assert refused.value.login_refused
+
+
+def test_fact_table_has_the_spec_columns_and_types(cassandra, settings):
+    columns_of = cassandra.prepare(
+        "SELECT column_name, type, kind FROM system_schema.columns "
+        "WHERE keyspace_name = ? AND table_name = ?"
+    )
+    rows = cassandra.execute(columns_of, (settings.cassandra_keyspace, "orders_payments_facts"))
+    columns = {row.column_name: (row.type, row.kind) for row in rows}
+    assert {name: type_ for name, (type_, _) in columns.items()} == SPEC_COLUMNS
+    assert columns["order_id"][1] == "partition_key"
+
+
+def test_setup_pubsub_is_idempotent_and_creates_every_topic_and_subscription(
+    services: Services, publisher, subscriber
+):
+    for _ in range(2):
+        result = run_setup_pubsub(services)
+        assert result.returncode == 0, result.stderr
+
+    project = services.settings.project
+    topics = {
+        t.name.rsplit("/", 1)[1] for t in publisher.list_topics(project=f"projects/{project}")
+    }
+    assert set(TOPICS) <= topics
+    for topic, subscription in TOPICS.items():
+        found = subscriber.get_subscription(
+            subscription=subscriber.subscription_path(project, subscription)
+        )
+        assert found.topic == publisher.topic_path(project, topic)
+        assert found.ack_deadline_seconds == 60
+
+
+def test_dead_letter_is_read_back_with_gcloud(services: Services, publisher):
+    """What people do to inspect the DLQ: gcloud ... pull dlq_payments_data-sub --auto-ack."""
+    project = services.settings.project
+    body = json.dumps({"payment_id": 1999, "order_id": 999, "marker": uuid.uuid4().hex})
+    publisher.publish(
+        publisher.topic_path(project, "dlq_payments_data"), body.encode(), reason="order_not_found"
+    ).result(timeout=30)
+
+    def pulled_by_gcloud() -> dict:
+        result = subprocess.run(
+            ["gcloud", "pubsub", "subscriptions", "pull", "dlq_payments_data-sub",
+             "--auto-ack", "--limit=100", "--format=json", f"--project={project}"],
+            env=services.pubsub_env(), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        messages = [entry["message"] for entry in json.loads(result.stdout or "[]")]
+        ours = [m for m in messages if _decoded(m["data"]) == body]
+        assert ours, f"not among {len(messages)} pulled messages"
+        return ours[0]
+
+    message = eventually(pulled_by_gcloud, timeout=60)
+    assert message["attributes"] == {"reason": "order_not_found"}
+
+
+def _decoded(data: str) -> str:
+    import base64
+
+    return base64.b64decode(data).decode()
+
+
+@pytest.mark.restarts_services
+def test_a_row_survives_a_stop_and_start_of_cassandra(services: Services, cassandra, settings):
+    order_id = uuid.uuid4().int % 10**12
+    insert = prepare_in_keyspace(
+        cassandra,
+        settings,
+        "INSERT INTO orders_payments_facts (order_id, item, price) VALUES (?, ?, ?)",
+    )
+    select = prepare_in_keyspace(
+        cassandra, settings, "SELECT item, price FROM orders_payments_facts WHERE order_id = ?"
+    )
+    cassandra.execute(insert, (order_id, "Laptop", 999.99))
+
+    services.stop_cassandra()
+    if services.mode == "local":
+        assert local_services.CASSANDRA.pid() is None
+        assert not _live_processes_with("org.apache.cassandra.service.CassandraDaemon")
+    services.start_cassandra()
+
+    def row_is_back():
+        try:
+            row = cassandra.execute(select, (order_id,)).one()
+        except Exception as error:  # the shared session reconnects in the background
+            raise AssertionError(f"not reconnected yet: {error}") from error
+        assert row is not None
+        return row
+
+    row = eventually(row_is_back, timeout=90)
+    assert (row.item, row.price) == ("Laptop", 999.99)
+
+
+def _live_processes_with(marker: str) -> list[int]:
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry.name}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_publishing_to_a_missing_topic_fails_loudly(settings, publisher):
+    missing = publisher.topic_path(settings.project, f"no-such-topic-{uuid.uuid4().hex[:6]}")
+    with pytest.raises(NotFound):
+        publisher.publish(missing, b"{}").result(timeout=30)

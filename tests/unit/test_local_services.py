@@ -1,0 +1,65 @@
+"""A broken set-up gets one clear message saying what to do."""
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from devtools import services
+from devtools.services import SetupError
+
+
+def test_schema_file_splits_into_its_statements():
+    statements = list(services.cql_statements(services.SCHEMA_FILE.read_text()))
+    assert len(statements) == 2
+    assert statements[0].startswith("CREATE KEYSPACE IF NOT EXISTS ecom_store")
+    assert statements[1].startswith("CREATE TABLE IF NOT EXISTS ecom_store.orders_payments_facts")
+
+
+def test_no_supported_jdk_is_named_with_what_to_install(monkeypatch, tmp_path):
+    java21 = tmp_path / "jdk21" / "bin" / "java"
+    java21.parent.mkdir(parents=True)
+    java21.write_text("#!/bin/sh\necho 'openjdk version \"21.0.2\" 2024-01-16' >&2\n")
+    java21.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(java21.parent.parent))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(services, "Path", _NoSystemJdks)
+    with pytest.raises(SetupError, match=r"needs JDK 17 \(or 11\).*Java 21.*JAVA_HOME"):
+        services.find_java()
+
+
+class _NoSystemJdks(type(Path())):
+    def glob(self, pattern):
+        return iter(()) if str(self) == "/usr/lib/jvm" else super().glob(pattern)
+
+
+def test_a_taken_port_is_reported_with_how_to_find_the_owner():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(
+            SetupError, match=rf"port {port} .* is taken by another process.*ss -ltnp"
+        ):
+            services._check_port_free("127.0.0.1", port, "test")
+
+
+def test_maven_unable_to_download_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(services, "CACHE_DIR", tmp_path / "cache")
+    # Offline with an empty local repository: the real Maven can resolve nothing.
+    (tmp_path / ".m2").mkdir()
+    (tmp_path / ".m2" / "settings.xml").write_text(
+        f"<settings><offline>true</offline>"
+        f"<localRepository>{tmp_path / 'empty-repo'}</localRepository></settings>"
+    )
+    monkeypatch.setenv("MAVEN_OPTS", f"-Duser.home={tmp_path}")
+    with pytest.raises(SetupError, match="Maven could not download Cassandra from Maven Central"):
+        services.install_cassandra()
+
+
+def test_missing_gcloud_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(services, "STATE_DIR", tmp_path / "state")
+    settings = services.Settings.from_env({"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"})
+    with pytest.raises(SetupError, match=r"gcloud.*not installed.*pubsub-emulator"):
+        services.start_emulator(settings)

@@ -1,0 +1,71 @@
+"""Settings come from the standard environment variables with local defaults."""
+
+import pytest
+
+from ecom_pipeline.settings import Settings
+
+
+def test_defaults_describe_the_local_setup():
+    settings = Settings.from_env({})
+    assert settings.project == "ecom-local"
+    assert settings.emulator_host == "127.0.0.1:8085"
+    assert settings.cassandra_hosts == ("127.0.0.1",)
+    assert settings.cassandra_port == 9042
+    assert (settings.cassandra_username, settings.cassandra_password) == ("admin", "admin")
+    assert settings.cassandra_keyspace == "ecom_store"
+    assert settings.payments_dlq_topic == "dlq_payments_data"
+
+
+def test_standard_variables_override_the_defaults():
+    settings = Settings.from_env(
+        {
+            "PUBSUB_EMULATOR_HOST": "localhost:8681",
+            "GOOGLE_CLOUD_PROJECT": "shop-prod",
+            "CASSANDRA_HOSTS": "10.0.0.1, 10.0.0.2,",
+            "CASSANDRA_PORT": "9142",
+            "CASSANDRA_USERNAME": "ingest",
+            "CASSANDRA_PASSWORD": "s3cret",
+            "CASSANDRA_KEYSPACE": "shop",
+            "CASSANDRA_CONSISTENCY": "local_one",
+        }
+    )
+    assert settings.emulator_host == "localhost:8681"
+    assert settings.project == "shop-prod"
+    assert settings.cassandra_hosts == ("10.0.0.1", "10.0.0.2")
+    assert settings.cassandra_port == 9142
+    assert (settings.cassandra_username, settings.cassandra_password) == ("ingest", "s3cret")
+    assert settings.cassandra_keyspace == "shop"
+    assert settings.cassandra_consistency == "LOCAL_ONE"
+
+
+def test_an_empty_emulator_host_means_real_google_cloud():
+    assert Settings.from_env({"PUBSUB_EMULATOR_HOST": ""}).emulator_host is None
+
+
+def test_repr_never_shows_the_password():
+    settings = Settings.from_env({"CASSANDRA_PASSWORD": "hunter2-very-secret"})
+    assert "hunter2-very-secret" not in repr(settings)
+    assert "hunter2-very-secret" not in str(settings)
+    assert "cassandra_password='***'" in repr(settings)
+
+
+def test_settings_are_frozen_and_flags_override_by_copy():
+    settings = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        settings.project = "other"  # type: ignore[misc]
+    assert settings.replace(project="other").project == "other"
+    assert settings.project == "ecom-local"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CASSANDRA_PORT", "ninety", "CASSANDRA_PORT must be a number"),
+        ("CASSANDRA_PORT", "70000", "between 1 and 65535"),
+        ("CASSANDRA_HOSTS", " , ", "CASSANDRA_HOSTS has no host"),
+        ("CASSANDRA_CONSISTENCY", "MOST", "CASSANDRA_CONSISTENCY must be one of"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(variable, value, message):
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env({variable: value})
