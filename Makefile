@@ -47,7 +47,7 @@ test: services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 run: services
-	@echo "services are up; the pipeline roles come with the next release"
+	$(PY) -m devtools.run_pipeline
 
 clean: stop
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

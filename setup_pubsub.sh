@@ -21,6 +21,7 @@ PAIRS=(
   "orders_data:orders_data-sub"
   "payments_data:payments_data-sub"
   "dlq_payments_data:dlq_payments_data-sub"
+  "dlq_orders_data:dlq_orders_data-sub"
 )
 
 if ! command -v gcloud >/dev/null 2>&1; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from cassandra import AuthenticationFailed, ConsistencyLevel, ProtocolVersion
 from cassandra.auth import PlainTextAuthProvider
@@ -13,9 +14,11 @@ from cassandra.cluster import (
     NoHostAvailable,
     Session,
 )
+from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 
+from ecom_pipeline.messages import Order, Payment
 from ecom_pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -92,3 +95,88 @@ def _unavailable(error: NoHostAvailable, settings: Settings, username: str) -> C
         f"cannot reach Cassandra at {where} ({detail}). Is it running? "
         "`make services` starts a local one; CASSANDRA_HOSTS and CASSANDRA_PORT say where it is."
     )
+
+
+class FactStore:
+    """The fact table `orders_payments_facts`: orders upserted, payments attached.
+
+    The order and the payment columns are written by separate statements, so a
+    re-published order never erases its payment and a payment never creates a row.
+    """
+
+    def __init__(self, session: Session, settings: Settings, concurrency: int = 64) -> None:
+        self.session = session
+        self.concurrency = concurrency
+        self._upsert_order = prepare_in_keyspace(
+            session,
+            settings,
+            "INSERT INTO orders_payments_facts (order_id, customer_id, item, quantity, price,"
+            " shipping_address, order_status, creation_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        self._order_exists = prepare_in_keyspace(
+            session, settings, "SELECT order_id FROM orders_payments_facts WHERE order_id = ?"
+        )
+        self._attach_payment = prepare_in_keyspace(
+            session,
+            settings,
+            "UPDATE orders_payments_facts SET payment_id = ?, payment_method = ?,"
+            " card_last_four = ?, payment_status = ?, payment_datetime = ? WHERE order_id = ?",
+        )
+        for statement in (self._upsert_order, self._attach_payment):
+            statement.is_idempotent = True
+        self._order_exists.is_idempotent = True
+
+    def upsert_orders(self, orders: Sequence[Order]) -> list[Exception | None]:
+        """Write the order columns of each order; per order None or the error."""
+        return self._run(
+            self._upsert_order,
+            [
+                (
+                    o.order_id,
+                    o.customer_id,
+                    o.item,
+                    o.quantity,
+                    o.price,
+                    o.shipping_address,
+                    o.order_status,
+                    o.creation_date,
+                )
+                for o in orders
+            ],
+        )
+
+    def existing_orders(self, order_ids: Sequence[int]) -> list[bool | Exception]:
+        """Whether each order has a row (a primary-key read each), or the read's error."""
+        results = execute_concurrent_with_args(
+            self.session,
+            self._order_exists,
+            [(order_id,) for order_id in order_ids],
+            concurrency=self.concurrency,
+            raise_on_first_error=False,
+        )
+        return [bool(result.one()) if ok else result for ok, result in results]
+
+    def attach_payments(self, payments: Sequence[Payment]) -> list[Exception | None]:
+        """Fill the five payment columns of orders known to exist; safe to repeat."""
+        return self._run(
+            self._attach_payment,
+            [
+                (
+                    p.payment_id,
+                    p.payment_method,
+                    p.card_last_four,
+                    p.payment_status,
+                    p.payment_datetime,
+                    p.order_id,
+                )
+                for p in payments
+            ],
+        )
+
+    def _run(self, statement: PreparedStatement, rows: list[tuple]) -> list[Exception | None]:
+        if not rows:
+            return []
+        results = execute_concurrent_with_args(
+            self.session, statement, rows, concurrency=self.concurrency, raise_on_first_error=False
+        )
+        return [None if ok else result for ok, result in results]

@@ -35,19 +35,23 @@ class Settings:
     orders_topic: str = "orders_data"
     payments_topic: str = "payments_data"
     payments_dlq_topic: str = "dlq_payments_data"
+    orders_dlq_topic: str = "dlq_orders_data"
     orders_subscription: str = "orders_data-sub"
     payments_subscription: str = "payments_data-sub"
     payments_dlq_subscription: str = "dlq_payments_data-sub"
+    orders_dlq_subscription: str = "dlq_orders_data-sub"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the standard environment variables.
 
         `PUBSUB_EMULATOR_HOST` unset means the local emulator; set it to an empty
-        string to use real Google Cloud Pub/Sub.
+        string to use real Google Cloud Pub/Sub. Topic and subscription names can
+        be changed too (`ORDERS_TOPIC`, `PAYMENTS_SUBSCRIPTION`, ...).
         """
         env = os.environ if environ is None else environ
         defaults = cls()
+        names = {name: env.get(name.upper()) or getattr(defaults, name) for name in RESOURCE_NAMES}
         emulator_host = env.get("PUBSUB_EMULATOR_HOST", defaults.emulator_host).strip()
         hosts = env.get("CASSANDRA_HOSTS")
         return cls(
@@ -61,6 +65,7 @@ class Settings:
             cassandra_consistency=_consistency(
                 env.get("CASSANDRA_CONSISTENCY") or defaults.cassandra_consistency
             ),
+            **names,
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -72,6 +77,18 @@ class Settings:
             f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
         )
         return f"Settings({fields}, cassandra_password='***')"
+
+
+RESOURCE_NAMES = (
+    "orders_topic",
+    "payments_topic",
+    "payments_dlq_topic",
+    "orders_dlq_topic",
+    "orders_subscription",
+    "payments_subscription",
+    "payments_dlq_subscription",
+    "orders_dlq_subscription",
+)
 
 
 def _split_hosts(value: str) -> tuple[str, ...]:

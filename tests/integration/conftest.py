@@ -20,6 +20,7 @@ from devtools import services as local_services
 from ecom_pipeline.cassandra_store import open_session, prepare_in_keyspace
 from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
+from tests.integration.pipeline import Pipeline
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,6 +172,17 @@ def facts_table(cassandra, settings):
     truncate = prepare_in_keyspace(cassandra, settings, "TRUNCATE orders_payments_facts")
     cassandra.execute(truncate, timeout=60)
     return cassandra
+
+
+@pytest.fixture
+def pipeline(services: Services, facts_table, tmp_path):
+    """Uuid-named topics and subscriptions, an empty fact table, role processes."""
+    running = Pipeline(settings=services.settings, workdir=tmp_path, cassandra=facts_table)
+    running.create()
+    yield running
+    running.close()
+    for role in running.roles:
+        print(f"----- {role.log.name}\n{role.output()[-4000:]}")
 
 
 @pytest.fixture

@@ -1,0 +1,178 @@
+"""What the four role scripts share: flags, logging, and errors as one sentence."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from ecom_pipeline.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class SetupProblem(RuntimeError):
+    """An infrastructure problem the user must fix; printed as one sentence."""
+
+
+def parser_for(doc: str | None, epilog: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        description=doc,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_pubsub_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Pub/Sub (defaults from the environment)")
+    group.add_argument(
+        "--project", help="Google Cloud project (GOOGLE_CLOUD_PROJECT, default ecom-local)"
+    )
+    group.add_argument(
+        "--emulator-host",
+        metavar="HOST:PORT",
+        help="Pub/Sub emulator; '' for real Google Cloud (PUBSUB_EMULATOR_HOST, "
+        "default 127.0.0.1:8085)",
+    )
+
+
+def add_cassandra_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Cassandra (defaults from the environment)")
+    group.add_argument(
+        "--cassandra-hosts",
+        metavar="H1,H2",
+        help="contact points (CASSANDRA_HOSTS, default 127.0.0.1)",
+    )
+    group.add_argument("--cassandra-port", type=int, help="CQL port (CASSANDRA_PORT, default 9042)")
+    group.add_argument("--keyspace", help="keyspace (CASSANDRA_KEYSPACE, default ecom_store)")
+    group.add_argument(
+        "--consistency",
+        help="consistency level (CASSANDRA_CONSISTENCY, default LOCAL_QUORUM)",
+    )
+
+
+def add_common_flags(parser: argparse.ArgumentParser, stats_interval: float = 10.0) -> None:
+    parser.add_argument(
+        "--stats-interval",
+        type=float,
+        default=stats_interval,
+        metavar="SECONDS",
+        help="how often to log a stats line (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default %(default)s",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Environment first, then the flags that were given."""
+    try:
+        settings = Settings.from_env()
+    except ValueError as error:
+        raise SetupProblem(str(error)) from None
+    changes: dict[str, object] = {}
+    if getattr(args, "project", None):
+        changes["project"] = args.project
+    if getattr(args, "emulator_host", None) is not None:
+        changes["emulator_host"] = args.emulator_host.strip() or None
+    if getattr(args, "cassandra_hosts", None):
+        changes["cassandra_hosts"] = tuple(
+            h.strip() for h in args.cassandra_hosts.split(",") if h.strip()
+        )
+    if getattr(args, "cassandra_port", None):
+        changes["cassandra_port"] = args.cassandra_port
+    if getattr(args, "keyspace", None):
+        changes["cassandra_keyspace"] = args.keyspace
+    if getattr(args, "consistency", None):
+        changes["cassandra_consistency"] = args.consistency.upper()
+    return settings.replace(**changes)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    # The Cassandra driver and gRPC are chatty about reconnections we already report.
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)
+
+
+def run(role: Callable[[], int]) -> int:
+    """Run a role; infrastructure errors become one line on stderr and exit code 2."""
+    from ecom_pipeline.cassandra_store import CassandraUnavailable
+    from ecom_pipeline.consumer import SubscriptionGone
+
+    try:
+        return role()
+    except (SetupProblem, CassandraUnavailable, SubscriptionGone) as error:
+        logger.debug("set-up problem", exc_info=True)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def add_producer_flags(
+    parser: argparse.ArgumentParser, *, what: str, interval: float, last_id: int, count_help: str
+) -> None:
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=interval,
+        metavar="SECONDS",
+        help=f"seconds between {what}, 0 = as fast as possible (default %(default)g)",
+    )
+    parser.add_argument("--first-id", type=int, default=1, help="first order id (default 1)")
+    parser.add_argument(
+        "--last-id", type=int, default=last_id, help="last order id (default %(default)s)"
+    )
+    parser.add_argument("--count", type=int, help=count_help)
+    parser.add_argument("--seed", type=int, help=f"random seed, for reproducible {what}")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=1000,
+        help="publishes awaiting confirmation at most (default %(default)s)",
+    )
+    add_pubsub_flags(parser)
+    add_common_flags(parser)
+
+
+def producer_options(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "interval": args.interval,
+        "first_id": args.first_id,
+        "last_id": args.last_id,
+        "count": args.count,
+        "seed": args.seed,
+        "max_in_flight": args.max_in_flight,
+        "stats_interval": args.stats_interval,
+    }
+
+
+def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--batch-size", type=int, default=500, help="messages pulled at once (default %(default)s)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="Cassandra requests in flight at most (default %(default)s)",
+    )
+    add_pubsub_flags(parser)
+    add_cassandra_flags(parser)
+    add_common_flags(parser)
+
+
+def consumer_options(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+        "stats_interval": args.stats_interval,
+    }

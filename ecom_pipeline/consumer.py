@@ -1,0 +1,334 @@
+"""The pull loop shared by both consumers.
+
+Batches are pulled synchronously; a handler decides per message what happens:
+stored (ack), dead-lettered (publish to the DLQ, wait for the confirmation, then
+ack), delayed (extend the ack deadline so Pub/Sub redelivers it later) or retried
+after a storage error (the same, with backoff). Nothing is acked before its
+effect is durable, so a crash at any point only causes redeliveries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+
+from google.api_core import exceptions as google_errors
+from google.cloud import pubsub_v1
+
+from ecom_pipeline.settings import Settings
+from ecom_pipeline.shutdown import Shutdown
+
+logger = logging.getLogger(__name__)
+
+MAX_ACK_DEADLINE = 600
+ACK_CHUNK = 1000
+MAX_ATTRIBUTE_CHARS = 1000
+DEAD_LETTER_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One received message, as the handlers see it."""
+
+    ack_id: str
+    message_id: str
+    data: bytes
+    attributes: dict[str, str]
+    publish_time: dt.datetime
+    delivery_attempt: int
+
+    def age(self, now: dt.datetime | None = None) -> float:
+        """Seconds since the message was first published."""
+        return ((now or dt.datetime.now(dt.UTC)) - self.publish_time).total_seconds()
+
+
+@dataclass(frozen=True)
+class Stored:
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    reason: str
+    error: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Not processable yet (a payment ahead of its order): redeliver after `seconds`."""
+
+    seconds: float
+    why: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """The store failed: redeliver after `seconds`; never a dead letter."""
+
+    seconds: float
+    error: str
+
+
+Outcome = Stored | DeadLetter | Delay | Retry
+Handler = Callable[[Sequence[Delivery]], list[Outcome]]
+
+
+class SubscriptionGone(RuntimeError):
+    """The subscription does not exist: a set-up problem, not a transient one."""
+
+
+class Consumer:
+    """Pulls batches from one subscription until asked to stop."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: Settings,
+        subscription: str,
+        dead_letter_topic: str,
+        handler: Handler,
+        subscriber: pubsub_v1.SubscriberClient,
+        publisher: pubsub_v1.PublisherClient,
+        shutdown: Shutdown,
+        batch_size: int = 500,
+        pull_timeout: float = 3.0,
+        stats_interval: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.handler = handler
+        self.subscriber = subscriber
+        self.publisher = publisher
+        self.shutdown = shutdown
+        self.batch_size = batch_size
+        self.pull_timeout = pull_timeout
+        self.stats_interval = stats_interval
+        self.subscription_name = subscription
+        self.subscription = subscriber.subscription_path(settings.project, subscription)
+        self.dead_letter_topic = publisher.topic_path(settings.project, dead_letter_topic)
+        self.stats: Counter[str] = Counter()
+        self._failing_since: float | None = None
+        self._backoff = 0.0
+        self._last_stats = (time.monotonic(), 0)
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self) -> Counter[str]:
+        """Process batches until a stop is requested; returns the counts."""
+        logger.info("%s: pulling from %s", self.name, self.subscription)
+        first_pull = True
+        while not self.shutdown.requested:
+            try:
+                deliveries = self.pull()
+            except SubscriptionGone:
+                if first_pull:
+                    raise
+                self._trouble(f"subscription {self.subscription} is gone; run ./setup_pubsub.sh")
+                continue
+            except google_errors.GoogleAPICallError as error:
+                self._trouble(f"cannot pull from Pub/Sub: {error.message or error}")
+                continue
+            first_pull = False
+            if deliveries:
+                self.process(deliveries)
+            self._maybe_log_stats()
+        self.log_stats(final=True)
+        return self.stats
+
+    def pull(self) -> list[Delivery]:
+        """One batch (possibly empty after `pull_timeout`)."""
+        try:
+            response = self.subscriber.pull(
+                subscription=self.subscription,
+                max_messages=self.batch_size,
+                timeout=self.pull_timeout,
+                retry=None,
+            )
+        except google_errors.DeadlineExceeded:
+            return []
+        except google_errors.NotFound as error:
+            raise SubscriptionGone(
+                f"subscription {self.subscription} does not exist: run ./setup_pubsub.sh "
+                "(or check GOOGLE_CLOUD_PROJECT and PUBSUB_EMULATOR_HOST)"
+            ) from error
+        return [
+            Delivery(
+                ack_id=received.ack_id,
+                message_id=received.message.message_id,
+                data=received.message.data,
+                attributes=dict(received.message.attributes),
+                publish_time=received.message.publish_time,
+                delivery_attempt=received.delivery_attempt,
+            )
+            for received in response.received_messages
+        ]
+
+    def process(self, deliveries: Sequence[Delivery]) -> None:
+        """Handle one batch and settle every message of it with Pub/Sub."""
+        self.stats["received"] += len(deliveries)
+        outcomes = self.handler(deliveries)
+        outcomes = self._publish_dead_letters(deliveries, outcomes)
+        to_ack: list[str] = []
+        deadlines: dict[int, list[str]] = {}
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            if isinstance(outcome, Stored):
+                to_ack.append(delivery.ack_id)
+                self.stats["stored"] += 1
+            elif isinstance(outcome, DeadLetter):
+                to_ack.append(delivery.ack_id)
+                self.stats["dead_lettered"] += 1
+            elif isinstance(outcome, Delay):
+                deadlines.setdefault(_deadline(outcome.seconds), []).append(delivery.ack_id)
+                self.stats["delayed"] += 1
+            else:
+                deadlines.setdefault(_deadline(outcome.seconds), []).append(delivery.ack_id)
+                self.stats["retried"] += 1
+        self._settle(to_ack, deadlines)
+        self._log_batch(deliveries, outcomes)
+        retries = [o for o in outcomes if isinstance(o, Retry)]
+        if retries:
+            self._trouble(retries[0].error)
+        elif self._failing_since is not None:
+            logger.warning(
+                "%s: recovered after %.0fs of errors",
+                self.name,
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
+            self._backoff = 0.0
+
+    # ------------------------------------------------------------ dead letters
+
+    def _publish_dead_letters(
+        self, deliveries: Sequence[Delivery], outcomes: list[Outcome]
+    ) -> list[Outcome]:
+        """Publish every DeadLetter and wait; an unconfirmed one becomes a Retry."""
+        pending: dict[int, futures.Future] = {}
+        for index, (delivery, outcome) in enumerate(zip(deliveries, outcomes, strict=True)):
+            if isinstance(outcome, DeadLetter):
+                pending[index] = self.publisher.publish(
+                    self.dead_letter_topic,
+                    delivery.data,
+                    **self._dead_letter_attributes(delivery, outcome),
+                )
+        if not pending:
+            return outcomes
+        futures.wait(pending.values(), timeout=DEAD_LETTER_TIMEOUT)
+        settled = list(outcomes)
+        for index, future in pending.items():
+            delivery = deliveries[index]
+            outcome = outcomes[index]
+            assert isinstance(outcome, DeadLetter)
+            try:
+                dead_letter_id = future.result(timeout=0)
+            except Exception as error:
+                settled[index] = Retry(
+                    5.0, f"cannot publish to {self.dead_letter_topic}: {error or type(error)}"
+                )
+                continue
+            logger.warning(
+                "%s: dead-lettered message %s%s as %s: %s (%s)",
+                self.name,
+                delivery.message_id,
+                _order_suffix(outcome),
+                dead_letter_id,
+                outcome.reason,
+                outcome.error,
+            )
+        return settled
+
+    def _dead_letter_attributes(self, delivery: Delivery, outcome: DeadLetter) -> dict[str, str]:
+        attributes = {
+            "reason": outcome.reason,
+            "error": outcome.error,
+            "source_subscription": self.subscription_name,
+            "original_message_id": delivery.message_id,
+            "original_publish_time": delivery.publish_time.isoformat(),
+            "delivery_attempt": str(delivery.delivery_attempt),
+            **outcome.attributes,
+        }
+        return {key: value[:MAX_ATTRIBUTE_CHARS] for key, value in attributes.items()}
+
+    # ------------------------------------------------------------ settling
+
+    def _settle(self, to_ack: list[str], deadlines: dict[int, list[str]]) -> None:
+        """Ack and extend deadlines; a failure here only means a later redelivery."""
+        try:
+            for chunk in _chunks(to_ack):
+                self.subscriber.acknowledge(subscription=self.subscription, ack_ids=chunk)
+            for seconds, ack_ids in deadlines.items():
+                for chunk in _chunks(ack_ids):
+                    self.subscriber.modify_ack_deadline(
+                        subscription=self.subscription, ack_ids=chunk, ack_deadline_seconds=seconds
+                    )
+        except google_errors.GoogleAPICallError as error:
+            logger.warning(
+                "%s: could not settle a batch with Pub/Sub (%s); it will be redelivered",
+                self.name,
+                error.message or error,
+            )
+
+    def _trouble(self, error: str) -> None:
+        """Log a failure once per outage and back off before the next pull."""
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            logger.error("%s: %s; backing off and retrying until it works", self.name, error)
+        else:
+            logger.debug("%s: still failing: %s", self.name, error)
+        self._backoff = min(max(self._backoff * 2, 0.5), 30.0)
+        self.shutdown.wait(self._backoff)
+
+    # ------------------------------------------------------------ logging
+
+    def _log_batch(self, deliveries: Sequence[Delivery], outcomes: list[Outcome]) -> None:
+        stored = [o.what for o in outcomes if isinstance(o, Stored)]
+        delayed = [o for o in outcomes if isinstance(o, Delay)]
+        if stored:
+            shown = ", ".join(stored[:10]) + (
+                f" and {len(stored) - 10} more" if len(stored) > 10 else ""
+            )
+            logger.info("%s: stored %d: %s", self.name, len(stored), shown)
+        if delayed:
+            logger.info("%s: delayed %d (%s)", self.name, len(delayed), delayed[0].why)
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            logger.debug("%s: message %s -> %s", self.name, delivery.message_id, outcome)
+
+    def _maybe_log_stats(self) -> None:
+        if time.monotonic() - self._last_stats[0] >= self.stats_interval:
+            self.log_stats()
+
+    def log_stats(self, final: bool = False) -> None:
+        now = time.monotonic()
+        since, received_then = self._last_stats
+        rate = (self.stats["received"] - received_then) / max(now - since, 1e-9)
+        self._last_stats = (now, self.stats["received"])
+        logger.info(
+            "%s: %sreceived %d (%.1f/s), stored %d, dead-lettered %d, delayed %d, retried %d",
+            self.name,
+            "stopped; " if final else "",
+            self.stats["received"],
+            rate,
+            self.stats["stored"],
+            self.stats["dead_lettered"],
+            self.stats["delayed"],
+            self.stats["retried"],
+        )
+
+
+def _deadline(seconds: float) -> int:
+    return int(min(max(round(seconds), 1), MAX_ACK_DEADLINE))
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + ACK_CHUNK] for i in range(0, len(items), ACK_CHUNK)]
+
+
+def _order_suffix(outcome: DeadLetter) -> str:
+    order_id = outcome.attributes.get("order_id")
+    return f" (order {order_id})" if order_id else ""

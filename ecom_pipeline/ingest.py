@@ -1,0 +1,111 @@
+"""What each consumer does with a batch: the order store and the payment join."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from ecom_pipeline.cassandra_store import FactStore
+from ecom_pipeline.consumer import DeadLetter, Delay, Delivery, Outcome, Retry, Stored
+from ecom_pipeline.messages import (
+    InvalidMessage,
+    Order,
+    Payment,
+    order_id_of,
+    parse_order,
+    parse_payment,
+)
+
+logger = logging.getLogger(__name__)
+
+STORE_RETRY_SECONDS = 10.0
+MIN_DELAY_SECONDS = 2.0
+MAX_DELAY_SECONDS = 60.0
+
+
+def _invalid(delivery: Delivery, error: InvalidMessage) -> DeadLetter:
+    order_id = order_id_of(delivery.data)
+    extra = {"order_id": str(order_id)} if order_id is not None else {}
+    return DeadLetter(error.reason, str(error), extra)
+
+
+class OrderIngest:
+    """Upserts the order columns of each valid order; invalid ones are dead letters."""
+
+    def __init__(self, store: FactStore) -> None:
+        self.store = store
+
+    def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(deliveries)
+        orders: list[tuple[int, Order]] = []
+        for index, delivery in enumerate(deliveries):
+            try:
+                orders.append((index, parse_order(delivery.data)))
+            except InvalidMessage as error:
+                outcomes[index] = _invalid(delivery, error)
+        errors = self.store.upsert_orders([order for _, order in orders])
+        for (index, order), error in zip(orders, errors, strict=True):
+            outcomes[index] = (
+                Stored(f"order {order.order_id}")
+                if error is None
+                else Retry(STORE_RETRY_SECONDS, f"Cassandra write failed: {error}")
+            )
+        return outcomes  # type: ignore[return-value]
+
+
+class PaymentIngest:
+    """Attaches payments to existing orders; the rest wait, then go to the DLQ.
+
+    A payment whose order is not stored yet is normal when two streams are joined:
+    it is redelivered later until `order_wait` seconds after its publish time, and
+    only then dead-lettered as `order_not_found`.
+    """
+
+    def __init__(self, store: FactStore, order_wait: float = 120.0) -> None:
+        self.store = store
+        self.order_wait = order_wait
+
+    def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(deliveries)
+        payments: list[tuple[int, Payment]] = []
+        for index, delivery in enumerate(deliveries):
+            try:
+                payments.append((index, parse_payment(delivery.data)))
+            except InvalidMessage as error:
+                outcomes[index] = _invalid(delivery, error)
+
+        exists = self.store.existing_orders([p.order_id for _, p in payments])
+        attachable: list[tuple[int, Payment]] = []
+        now = dt.datetime.now(dt.UTC)
+        for (index, payment), found in zip(payments, exists, strict=True):
+            if isinstance(found, Exception):
+                outcomes[index] = Retry(STORE_RETRY_SECONDS, f"Cassandra read failed: {found}")
+            elif found:
+                attachable.append((index, payment))
+            else:
+                outcomes[index] = self._missing_order(deliveries[index], payment, now)
+
+        errors = self.store.attach_payments([p for _, p in attachable])
+        for (index, payment), error in zip(attachable, errors, strict=True):
+            outcomes[index] = (
+                Stored(f"payment {payment.payment_id} -> order {payment.order_id}")
+                if error is None
+                else Retry(STORE_RETRY_SECONDS, f"Cassandra write failed: {error}")
+            )
+        return outcomes  # type: ignore[return-value]
+
+    def _missing_order(self, delivery: Delivery, payment: Payment, now: dt.datetime) -> Outcome:
+        age = delivery.age(now)
+        remaining = self.order_wait - age
+        if remaining <= 0:
+            return DeadLetter(
+                "order_not_found",
+                f"order {payment.order_id} not found within {self.order_wait:g}s",
+                {"order_id": str(payment.order_id)},
+            )
+        # Back off with the payment's age so a long wait costs few redeliveries.
+        delay = min(max(MIN_DELAY_SECONDS, age / 2), MAX_DELAY_SECONDS, remaining)
+        return Delay(
+            delay, f"order {payment.order_id} not stored yet; waiting up to {remaining:.0f}s more"
+        )

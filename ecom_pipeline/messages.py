@@ -1,0 +1,237 @@
+"""The two message types: parsing with specific reasons, serialising, and mock data.
+
+Messages are UTF-8 JSON objects with exactly SPEC.md's field names and JSON types,
+so that other tools speaking this format interoperate in both directions. Unknown
+extra fields are ignored; a missing or malformed field makes the message invalid
+with a reason that names the field and the rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+MAX_MESSAGE_BYTES = 64 * 1024
+INT64_MAX = 2**63 - 1
+
+ITEMS = ("Laptop", "Phone", "Book", "Tablet", "Monitor")
+SHIPPING_ADDRESSES = ("123 Main St, City A", "456 Elm St, City B", "789 Oak St, City C")
+ORDER_STATUSES = ("Shipped", "Pending", "Delivered", "Cancelled")
+PAYMENT_METHODS = ("Credit Card", "Debit Card", "PayPal", "Google Pay", "Apple Pay")
+PAYMENT_ID_OFFSET = 1000
+
+
+class InvalidMessage(ValueError):
+    """A message that can never be stored: dead-letter it now, with `reason`."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+    @property
+    def reason(self) -> str:
+        """The DLQ `reason` attribute, e.g. `invalid:quantity`."""
+        return f"invalid:{self.field}"
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: int
+    customer_id: int
+    item: str
+    quantity: int
+    price: float
+    shipping_address: str
+    order_status: str
+    creation_date: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self)).encode()
+
+
+@dataclass(frozen=True)
+class Payment:
+    payment_id: int
+    order_id: int
+    payment_method: str
+    card_last_four: str
+    payment_status: str
+    payment_datetime: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self)).encode()
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse_order(data: bytes) -> Order:
+    fields = _json_object(data)
+    return Order(
+        order_id=_id(fields, "order_id"),
+        customer_id=_int64(fields, "customer_id"),
+        item=_text(fields, "item"),
+        quantity=_int64(fields, "quantity", minimum=1),
+        price=_price(fields, "price"),
+        shipping_address=_text(fields, "shipping_address"),
+        order_status=_text(fields, "order_status"),
+        creation_date=_date(fields, "creation_date"),
+    )
+
+
+def parse_payment(data: bytes) -> Payment:
+    fields = _json_object(data)
+    return Payment(
+        payment_id=_int64(fields, "payment_id"),
+        order_id=_id(fields, "order_id"),
+        payment_method=_text(fields, "payment_method"),
+        card_last_four=_last_four(fields, "card_last_four"),
+        payment_status=_text(fields, "payment_status"),
+        payment_datetime=_timestamp(fields, "payment_datetime"),
+    )
+
+
+def order_id_of(data: bytes) -> int | None:
+    """The order id of a message, if one can be read, for DLQ attributes and logs."""
+    try:
+        value = json.loads(data).get("order_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if type(value) is int else None
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise InvalidMessage("message", f"larger than {MAX_MESSAGE_BYTES} bytes ({len(data)})")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        rule = f"not UTF-8 ({error.reason} at byte {error.start})"
+        raise InvalidMessage("message", rule) from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as error:
+        raise InvalidMessage("message", f"not JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise InvalidMessage("message", f"not a JSON object but {_json_type(value)}")
+    return value
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_type(value: object) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _required(fields: dict[str, Any], name: str) -> Any:
+    if name not in fields:
+        raise InvalidMessage(name, "missing")
+    return fields[name]
+
+
+def _int64(fields: dict[str, Any], name: str, minimum: int = -INT64_MAX - 1) -> int:
+    value = _required(fields, name)
+    if type(value) is not int:
+        raise InvalidMessage(name, f"must be an integer, got {_json_type(value)}")
+    if not minimum <= value <= INT64_MAX:
+        bound = f">= {minimum}" if value < minimum else "within 64 bits"
+        raise InvalidMessage(name, f"must be an integer {bound}, got {value}")
+    return value
+
+
+def _id(fields: dict[str, Any], name: str) -> int:
+    return _int64(fields, name, minimum=1)
+
+
+def _text(fields: dict[str, Any], name: str) -> str:
+    value = _required(fields, name)
+    if not isinstance(value, str):
+        raise InvalidMessage(name, f"must be a string, got {_json_type(value)}")
+    if not value.strip():
+        raise InvalidMessage(name, "must not be empty")
+    return value
+
+
+def _price(fields: dict[str, Any], name: str) -> float:
+    value = _required(fields, name)
+    if type(value) not in (int, float):
+        raise InvalidMessage(name, f"must be a number, got {_json_type(value)}")
+    price = float(value)
+    if not math.isfinite(price) or price < 0:
+        raise InvalidMessage(name, f"must be a finite number >= 0, got {value}")
+    return price
+
+
+def _date(fields: dict[str, Any], name: str) -> str:
+    value = _text(fields, name)
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidMessage(name, f"must be a valid YYYY-MM-DD date, got {value!r}") from None
+    if len(value) != 10:
+        raise InvalidMessage(name, f"must be a valid YYYY-MM-DD date, got {value!r}")
+    return value
+
+
+def _timestamp(fields: dict[str, Any], name: str) -> str:
+    value = _text(fields, name)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidMessage(name, f"must be a valid ISO-8601 timestamp, got {value!r}") from None
+    if "T" not in value or parsed.tzinfo is None:
+        raise InvalidMessage(
+            name, f"must be an ISO-8601 timestamp with a time zone (…T…Z), got {value!r}"
+        )
+    return value
+
+
+def _last_four(fields: dict[str, Any], name: str) -> str:
+    value = _required(fields, name)
+    if not isinstance(value, str) or len(value) != 4 or not value.isascii() or not value.isdigit():
+        raise InvalidMessage(name, "must be exactly four digits")
+    return value
+
+
+# ---------------------------------------------------------------- mock data
+
+
+def mock_order(order_id: int, rng: random.Random, today: dt.date | None = None) -> Order:
+    return Order(
+        order_id=order_id,
+        customer_id=rng.randint(100, 1000),
+        item=rng.choice(ITEMS),
+        quantity=rng.randint(1, 10),
+        price=round(rng.uniform(100, 1500), 2),
+        shipping_address=rng.choice(SHIPPING_ADDRESSES),
+        order_status=rng.choice(ORDER_STATUSES),
+        creation_date=(today or dt.datetime.now(dt.UTC).date()).isoformat(),
+    )
+
+
+def mock_payment(order_id: int, rng: random.Random, now: dt.datetime | None = None) -> Payment:
+    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
+    return Payment(
+        payment_id=order_id + PAYMENT_ID_OFFSET,
+        order_id=order_id,
+        payment_method=rng.choice(PAYMENT_METHODS),
+        card_last_four=f"{order_id:04d}"[-4:],
+        payment_status="Completed",
+        payment_datetime=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )

@@ -1,0 +1,210 @@
+"""The four roles of the pipeline, each a function the top-level script calls."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+
+from google.api_core import exceptions as google_errors
+
+from ecom_pipeline.cassandra_store import FactStore, open_session
+from ecom_pipeline.cli import SetupProblem
+from ecom_pipeline.consumer import Consumer, Handler
+from ecom_pipeline.ingest import OrderIngest, PaymentIngest
+from ecom_pipeline.messages import mock_order, mock_payment
+from ecom_pipeline.producer import Producer, id_sequence
+from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
+from ecom_pipeline.settings import Settings
+from ecom_pipeline.shutdown import Shutdown
+
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT = 15.0
+
+
+def publish_orders(
+    settings: Settings,
+    *,
+    interval: float = 2.0,
+    first_id: int = 1,
+    last_id: int = 80,
+    count: int | None = None,
+    seed: int | None = None,
+    max_in_flight: int = 1000,
+    stats_interval: float = 10.0,
+) -> int:
+    """Mock orders, ids first..last cycling (forever unless `count`); exit code."""
+    rng = random.Random(seed)
+    return _publish(
+        settings,
+        name="order producer",
+        kind="order",
+        topic=settings.orders_topic,
+        make_message=lambda order_id: mock_order(order_id, rng).to_json(),
+        ids=id_sequence(first_id, last_id, count),
+        interval=interval,
+        max_in_flight=max_in_flight,
+        stats_interval=stats_interval,
+    )
+
+
+def publish_payments(
+    settings: Settings,
+    *,
+    interval: float = 1.0,
+    first_id: int = 1,
+    last_id: int = 500,
+    count: int | None = None,
+    seed: int | None = None,
+    max_in_flight: int = 1000,
+    stats_interval: float = 10.0,
+) -> int:
+    """Mock payments for order ids first..last, once (or `count` in all); exit code."""
+    rng = random.Random(seed)
+    return _publish(
+        settings,
+        name="payment producer",
+        kind="payment for order",
+        topic=settings.payments_topic,
+        make_message=lambda order_id: mock_payment(order_id, rng).to_json(),
+        ids=id_sequence(first_id, last_id, count if count is not None else last_id - first_id + 1),
+        interval=interval,
+        max_in_flight=max_in_flight,
+        stats_interval=stats_interval,
+    )
+
+
+def consume_orders(
+    settings: Settings,
+    *,
+    batch_size: int = 500,
+    concurrency: int = 64,
+    stats_interval: float = 10.0,
+) -> int:
+    """Store orders from orders_data-sub until stopped; exit code."""
+    return _consume(
+        settings,
+        name="order consumer",
+        subscription=settings.orders_subscription,
+        dead_letter_topic=settings.orders_dlq_topic,
+        make_handler=lambda store: OrderIngest(store),
+        batch_size=batch_size,
+        concurrency=concurrency,
+        stats_interval=stats_interval,
+    )
+
+
+def consume_payments(
+    settings: Settings,
+    *,
+    order_wait: float = 120.0,
+    batch_size: int = 500,
+    concurrency: int = 64,
+    stats_interval: float = 10.0,
+) -> int:
+    """Attach payments from payments_data-sub to their orders until stopped; exit code."""
+    return _consume(
+        settings,
+        name="payment consumer",
+        subscription=settings.payments_subscription,
+        dead_letter_topic=settings.payments_dlq_topic,
+        make_handler=lambda store: PaymentIngest(store, order_wait=order_wait),
+        batch_size=batch_size,
+        concurrency=concurrency,
+        stats_interval=stats_interval,
+    )
+
+
+def _publish(
+    settings: Settings,
+    *,
+    name: str,
+    topic: str,
+    max_in_flight: int,
+    **producer_options,
+) -> int:
+    shutdown = Shutdown().install()
+    publisher = publisher_client(settings)
+    topic_path = publisher.topic_path(settings.project, topic)
+    try:
+        _check(
+            lambda: publisher.get_topic(topic=topic_path, timeout=CHECK_TIMEOUT, retry=None),
+            f"topic {topic_path}",
+            settings,
+        )
+        producer = Producer(
+            name=name,
+            publisher=publisher,
+            topic=topic_path,
+            shutdown=shutdown,
+            max_in_flight=max_in_flight,
+            **producer_options,
+        )
+        lost = producer.run()
+    finally:
+        publisher.stop()
+    return 1 if lost else 0
+
+
+def _consume(
+    settings: Settings,
+    *,
+    name: str,
+    subscription: str,
+    dead_letter_topic: str,
+    make_handler: Callable[[FactStore], Handler],
+    batch_size: int,
+    concurrency: int,
+    stats_interval: float,
+) -> int:
+    shutdown = Shutdown().install()
+    logger.info("%s: starting with %r", name, settings)
+    subscriber = subscriber_client(settings)
+    publisher = publisher_client(settings)
+    session = None
+    try:
+        subscription_path = subscriber.subscription_path(settings.project, subscription)
+        _check(
+            lambda: subscriber.get_subscription(
+                subscription=subscription_path, timeout=CHECK_TIMEOUT, retry=None
+            ),
+            f"subscription {subscription_path}",
+            settings,
+        )
+        session = open_session(settings)
+        store = FactStore(session, settings, concurrency=concurrency)
+        consumer = Consumer(
+            name=name,
+            settings=settings,
+            subscription=subscription,
+            dead_letter_topic=dead_letter_topic,
+            handler=make_handler(store),
+            subscriber=subscriber,
+            publisher=publisher,
+            shutdown=shutdown,
+            batch_size=batch_size,
+            stats_interval=stats_interval,
+        )
+        consumer.run()
+    finally:
+        publisher.stop()
+        subscriber.close()
+        if session is not None:
+            session.cluster.shutdown()
+    return 0
+
+
+def _check(call: Callable[[], object], what: str, settings: Settings) -> None:
+    """Fail early, in one sentence, when Pub/Sub is unreachable or a resource is missing."""
+    where = (
+        f"the emulator at {settings.emulator_host}" if settings.emulator_host else "Google Cloud"
+    )
+    try:
+        call()
+    except google_errors.NotFound:
+        raise SetupProblem(f"{what} does not exist on {where}: run ./setup_pubsub.sh") from None
+    except google_errors.PermissionDenied:
+        logger.warning("cannot check that %s exists (no permission); going on", what)
+    except google_errors.GoogleAPICallError as error:
+        raise SetupProblem(f"cannot reach Pub/Sub on {where}: {error.message or error}") from None
