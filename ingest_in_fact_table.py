@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser_for(__doc__, "Environment: see README.md, Settings.")
     parser.add_argument(
         "--order-wait",
-        type=float,
+        type=cli.non_negative_float,
         default=120.0,
         metavar="SECONDS",
         help="how long after its publish a payment may wait for its order before it is "

@@ -8,6 +8,8 @@ the others run until stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -15,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+PR_SET_PDEATHSIG = 1
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = (
     ("order-consumer", "order_data_consumer.py", "36"),
@@ -24,11 +27,19 @@ ROLES = (
 )
 
 
+def _die_with_parent() -> None:
+    """Linux: the role gets SIGTERM if the supervisor dies, so none is left behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Supervisor:
     def __init__(self, colour: bool) -> None:
         self.colour = colour
         self.processes: dict[str, subprocess.Popen] = {}
         self.print_lock = threading.Lock()
+        self.lock = threading.Lock()
         self.stopping = False
 
     def say(self, role: str, colour: str, line: str) -> None:
@@ -46,10 +57,12 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # signals reach roles only through us
+            preexec_fn=_die_with_parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             cwd=ROOT,
         )
-        self.processes[role] = process
+        with self.lock:
+            self.processes[role] = process
         threading.Thread(target=self._relay, args=(role, colour, process), daemon=True).start()
 
     def _relay(self, role: str, colour: str, process: subprocess.Popen) -> None:
@@ -64,8 +77,10 @@ class Supervisor:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.stopping = True
-        for process in self.processes.values():
-            if process.poll() is None:
+        with self.lock:
+            running = [p for p in self.processes.values() if p.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, sig)
 
     def on_signal(self, signum: int, _frame: object) -> None:
@@ -77,7 +92,9 @@ class Supervisor:
             self.stop()
 
     def wait(self) -> int:
-        codes = [process.wait() for process in self.processes.values()]
+        with self.lock:
+            processes = list(self.processes.values())
+        codes = [process.wait() for process in processes]
         return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 
 
@@ -85,11 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.run_pipeline", description=__doc__)
     parser.parse_args(argv)
     supervisor = Supervisor(colour=sys.stdout.isatty())
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, supervisor.on_signal)
-    for role, script, colour in ROLES:
-        supervisor.start(role, script, colour)
-    return supervisor.wait()
+    try:
+        for role, script, colour in ROLES:
+            supervisor.start(role, script, colour)
+        return supervisor.wait()
+    finally:
+        supervisor.stop(signal.SIGKILL)  # only roles still running after an error
 
 
 if __name__ == "__main__":

@@ -281,12 +281,16 @@ def find_java() -> tuple[str, int]:
         candidates.append(Path(shutil.which("java")))
     candidates += sorted(Path("/usr/lib/jvm").glob("*/bin/java"))
     seen: list[str] = []
+    usable: dict[int, Path] = {}
     for java in candidates:
         version = _java_major(java)
         if version in SUPPORTED_JDKS:
-            return str(java), version
-        if version is not None:
+            usable.setdefault(version, java)
+        elif version is not None:
             seen.append(f"{java} is Java {version}")
+    for version in SUPPORTED_JDKS:  # 17 first, even if JAVA_HOME is an 11
+        if version in usable:
+            return str(usable[version]), version
     found = "; ".join(seen) if seen else "no java found"
     raise SetupError(
         f"Cassandra 5.0 needs JDK 17 (or 11): {found}. "

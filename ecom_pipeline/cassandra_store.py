@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Sequence
 
 from cassandra import AuthenticationFailed, ConsistencyLevel, ProtocolVersion
@@ -15,7 +16,11 @@ from cassandra.cluster import (
     Session,
 )
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.query import PreparedStatement
 
 from ecom_pipeline.messages import Order, Payment
@@ -59,8 +64,11 @@ def open_session(
             password=settings.cassandra_password if password is None else password,
         ),
         protocol_version=ProtocolVersion.V5,
+        # Reconnect within seconds of an outage's end, not minutes.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=connect_timeout,
+        ssl_context=tls_context(settings),
     )
     try:
         return cluster.connect()
@@ -70,6 +78,15 @@ def open_session(
     except Exception:
         cluster.shutdown()
         raise
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS to Cassandra when a CA certificate is configured (CASSANDRA_TLS_CA)."""
+    if not settings.cassandra_tls_ca:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.cassandra_tls_ca)
+    context.check_hostname = settings.cassandra_tls_verify_hostname
+    return context
 
 
 def prepare_in_keyspace(session: Session, settings: Settings, cql: str) -> PreparedStatement:
@@ -125,6 +142,11 @@ class FactStore:
         for statement in (self._upsert_order, self._attach_payment):
             statement.is_idempotent = True
         self._order_exists.is_idempotent = True
+        self._ping = session.prepare("SELECT release_version FROM system.local")
+
+    def check(self) -> None:
+        """Raise if Cassandra cannot answer a trivial read right now."""
+        self.session.execute(self._ping, timeout=5)
 
     def upsert_orders(self, orders: Sequence[Order]) -> list[Exception | None]:
         """Write the order columns of each order; per order None or the error."""

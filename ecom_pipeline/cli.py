@@ -16,6 +16,20 @@ class SetupProblem(RuntimeError):
     """An infrastructure problem the user must fix; printed as one sentence."""
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def parser_for(doc: str | None, epilog: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(
         description=doc,
@@ -122,7 +136,7 @@ def add_producer_flags(
 ) -> None:
     parser.add_argument(
         "--interval",
-        type=float,
+        type=non_negative_float,
         default=interval,
         metavar="SECONDS",
         help=f"seconds between {what}, 0 = as fast as possible (default %(default)g)",
@@ -131,11 +145,11 @@ def add_producer_flags(
     parser.add_argument(
         "--last-id", type=int, default=last_id, help="last order id (default %(default)s)"
     )
-    parser.add_argument("--count", type=int, help=count_help)
+    parser.add_argument("--count", type=positive_int, help=count_help)
     parser.add_argument("--seed", type=int, help=f"random seed, for reproducible {what}")
     parser.add_argument(
         "--max-in-flight",
-        type=int,
+        type=positive_int,
         default=1000,
         help="publishes awaiting confirmation at most (default %(default)s)",
     )
@@ -157,11 +171,14 @@ def producer_options(args: argparse.Namespace) -> dict[str, object]:
 
 def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--batch-size", type=int, default=500, help="messages pulled at once (default %(default)s)"
+        "--batch-size",
+        type=positive_int,
+        default=500,
+        help="messages pulled at once (default %(default)s)",
     )
     parser.add_argument(
         "--concurrency",
-        type=int,
+        type=positive_int,
         default=64,
         help="Cassandra requests in flight at most (default %(default)s)",
     )

@@ -27,8 +27,11 @@ logger = logging.getLogger(__name__)
 
 MAX_ACK_DEADLINE = 600
 ACK_CHUNK = 1000
-MAX_ATTRIBUTE_CHARS = 1000
-DEAD_LETTER_TIMEOUT = 60.0
+MAX_ATTRIBUTE_BYTES = 1024
+DEAD_LETTER_TIMEOUT = 30.0
+SETTLE_TIMEOUT = 10.0
+STORE_RETRY_SECONDS = 10.0
+MAX_BACKOFF = 15.0
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,12 @@ class Stored:
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """Publish to the dead-letter topic, then ack; `body` replaces the original bytes."""
+
     reason: str
     error: str
     attributes: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,10 @@ class Consumer:
         batch_size: int = 500,
         pull_timeout: float = 3.0,
         stats_interval: float = 10.0,
+        health_check: Callable[[], object] | None = None,
     ) -> None:
         self.name = name
+        self.health_check = health_check
         self.handler = handler
         self.subscriber = subscriber
         self.publisher = publisher
@@ -131,12 +139,16 @@ class Consumer:
                     raise
                 self._trouble(f"subscription {self.subscription} is gone; run ./setup_pubsub.sh")
                 continue
-            except google_errors.GoogleAPICallError as error:
-                self._trouble(f"cannot pull from Pub/Sub: {error.message or error}")
+            except google_errors.GoogleAPIError as error:
+                self._trouble(
+                    f"cannot pull from Pub/Sub: {getattr(error, 'message', None) or error}"
+                )
                 continue
             first_pull = False
             if deliveries:
                 self.process(deliveries)
+            else:
+                self._recovered()
             self._maybe_log_stats()
         self.log_stats(final=True)
         return self.stats
@@ -172,7 +184,11 @@ class Consumer:
     def process(self, deliveries: Sequence[Delivery]) -> None:
         """Handle one batch and settle every message of it with Pub/Sub."""
         self.stats["received"] += len(deliveries)
-        outcomes = self.handler(deliveries)
+        try:
+            outcomes = self.handler(deliveries)
+        except Exception as error:
+            logger.exception("%s: the handler failed on a batch of %d", self.name, len(deliveries))
+            outcomes = [Retry(STORE_RETRY_SECONDS, f"handler error: {error!r}") for _ in deliveries]
         outcomes = self._publish_dead_letters(deliveries, outcomes)
         to_ack: list[str] = []
         deadlines: dict[int, list[str]] = {}
@@ -183,6 +199,7 @@ class Consumer:
             elif isinstance(outcome, DeadLetter):
                 to_ack.append(delivery.ack_id)
                 self.stats["dead_lettered"] += 1
+                self.stats[f"dead_lettered:{outcome.reason}"] += 1
             elif isinstance(outcome, Delay):
                 deadlines.setdefault(_deadline(outcome.seconds), []).append(delivery.ack_id)
                 self.stats["delayed"] += 1
@@ -194,14 +211,26 @@ class Consumer:
         retries = [o for o in outcomes if isinstance(o, Retry)]
         if retries:
             self._trouble(retries[0].error)
-        elif self._failing_since is not None:
-            logger.warning(
-                "%s: recovered after %.0fs of errors",
-                self.name,
-                time.monotonic() - self._failing_since,
-            )
-            self._failing_since = None
-            self._backoff = 0.0
+            self._wait_until_healthy()
+        else:
+            self._recovered()
+
+    def _handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """The handler's outcomes; if it raises, one message at a time, so that a
+        poison message is dead-lettered alone instead of blocking its batch."""
+        try:
+            return self.handler(deliveries)
+        except Exception:
+            logger.exception("%s: the handler failed on a batch of %d", self.name, len(deliveries))
+        outcomes: list[Outcome] = []
+        for delivery in deliveries:
+            try:
+                outcomes += self.handler([delivery])
+            except Exception as error:
+                outcomes.append(
+                    DeadLetter("processing_error", f"{type(error).__name__}: {error}"[:500])
+                )
+        return outcomes
 
     # ------------------------------------------------------------ dead letters
 
@@ -214,7 +243,7 @@ class Consumer:
             if isinstance(outcome, DeadLetter):
                 pending[index] = self.publisher.publish(
                     self.dead_letter_topic,
-                    delivery.data,
+                    delivery.data if outcome.body is None else outcome.body,
                     **self._dead_letter_attributes(delivery, outcome),
                 )
         if not pending:
@@ -253,7 +282,7 @@ class Consumer:
             "delivery_attempt": str(delivery.delivery_attempt),
             **outcome.attributes,
         }
-        return {key: value[:MAX_ATTRIBUTE_CHARS] for key, value in attributes.items()}
+        return {key: _clip(value) for key, value in attributes.items()}
 
     # ------------------------------------------------------------ settling
 
@@ -261,28 +290,62 @@ class Consumer:
         """Ack and extend deadlines; a failure here only means a later redelivery."""
         try:
             for chunk in _chunks(to_ack):
-                self.subscriber.acknowledge(subscription=self.subscription, ack_ids=chunk)
+                self.subscriber.acknowledge(
+                    subscription=self.subscription,
+                    ack_ids=chunk,
+                    retry=None,
+                    timeout=SETTLE_TIMEOUT,
+                )
             for seconds, ack_ids in deadlines.items():
                 for chunk in _chunks(ack_ids):
                     self.subscriber.modify_ack_deadline(
-                        subscription=self.subscription, ack_ids=chunk, ack_deadline_seconds=seconds
+                        subscription=self.subscription,
+                        ack_ids=chunk,
+                        ack_deadline_seconds=seconds,
+                        retry=None,
+                        timeout=SETTLE_TIMEOUT,
                     )
-        except google_errors.GoogleAPICallError as error:
+        except google_errors.GoogleAPIError as error:
             logger.warning(
                 "%s: could not settle a batch with Pub/Sub (%s); it will be redelivered",
                 self.name,
-                error.message or error,
+                getattr(error, "message", None) or error,
             )
 
     def _trouble(self, error: str) -> None:
-        """Log a failure once per outage and back off before the next pull."""
+        """Log a failure once per outage and back off before going on."""
         if self._failing_since is None:
             self._failing_since = time.monotonic()
             logger.error("%s: %s; backing off and retrying until it works", self.name, error)
         else:
             logger.debug("%s: still failing: %s", self.name, error)
-        self._backoff = min(max(self._backoff * 2, 0.5), 30.0)
+        self._backoff = min(max(self._backoff * 2, 0.5), MAX_BACKOFF)
         self.shutdown.wait(self._backoff)
+
+    def _wait_until_healthy(self) -> None:
+        """After a store failure, probe the store instead of pulling more messages.
+
+        Pulling during an outage would only burn delivery attempts (and, with a
+        dead-letter policy, send good messages to the DLQ).
+        """
+        if self.health_check is None:
+            return
+        while not self.shutdown.requested:
+            try:
+                self.health_check()
+                return
+            except Exception as error:
+                self._trouble(f"store still unavailable: {error}")
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            logger.warning(
+                "%s: working again after %.0fs of errors",
+                self.name,
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
+            self._backoff = 0.0
 
     # ------------------------------------------------------------ logging
 
@@ -319,6 +382,14 @@ class Consumer:
             self.stats["delayed"],
             self.stats["retried"],
         )
+
+
+def _clip(value: str) -> str:
+    """Pub/Sub allows 1024 bytes per attribute value."""
+    encoded = value.encode("utf-8", errors="replace")
+    if len(encoded) <= MAX_ATTRIBUTE_BYTES:
+        return value
+    return encoded[: MAX_ATTRIBUTE_BYTES - 3].decode("utf-8", errors="ignore") + "..."
 
 
 def _deadline(seconds: float) -> int:

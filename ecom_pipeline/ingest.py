@@ -6,8 +6,18 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
+from cassandra import InvalidRequest
+
 from ecom_pipeline.cassandra_store import FactStore
-from ecom_pipeline.consumer import DeadLetter, Delay, Delivery, Outcome, Retry, Stored
+from ecom_pipeline.consumer import (
+    STORE_RETRY_SECONDS,
+    DeadLetter,
+    Delay,
+    Delivery,
+    Outcome,
+    Retry,
+    Stored,
+)
 from ecom_pipeline.messages import (
     InvalidMessage,
     Order,
@@ -19,15 +29,21 @@ from ecom_pipeline.messages import (
 
 logger = logging.getLogger(__name__)
 
-STORE_RETRY_SECONDS = 10.0
 MIN_DELAY_SECONDS = 2.0
 MAX_DELAY_SECONDS = 60.0
 
 
+def _store_failure(action: str, error: Exception) -> Outcome:
+    """A value Cassandra refuses is the message's fault; anything else is an outage."""
+    if isinstance(error, (TypeError, ValueError, InvalidRequest)):
+        return DeadLetter("unstorable", f"Cassandra refused the {action}: {error}")
+    return Retry(STORE_RETRY_SECONDS, f"Cassandra {action} failed: {error}")
+
+
 def _invalid(delivery: Delivery, error: InvalidMessage) -> DeadLetter:
-    order_id = order_id_of(delivery.data)
+    order_id = order_id_of(delivery.data if error.body is None else error.body)
     extra = {"order_id": str(order_id)} if order_id is not None else {}
-    return DeadLetter(error.reason, str(error), extra)
+    return DeadLetter(error.reason, str(error), extra, body=error.body)
 
 
 class OrderIngest:
@@ -49,7 +65,7 @@ class OrderIngest:
             outcomes[index] = (
                 Stored(f"order {order.order_id}")
                 if error is None
-                else Retry(STORE_RETRY_SECONDS, f"Cassandra write failed: {error}")
+                else _store_failure("write", error)
             )
         return outcomes  # type: ignore[return-value]
 
@@ -62,9 +78,12 @@ class PaymentIngest:
     only then dead-lettered as `order_not_found`.
     """
 
-    def __init__(self, store: FactStore, order_wait: float = 120.0) -> None:
+    def __init__(
+        self, store: FactStore, order_wait: float = 120.0, max_delivery_attempts: int = 0
+    ) -> None:
         self.store = store
         self.order_wait = order_wait
+        self.max_delivery_attempts = max_delivery_attempts
 
     def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(deliveries)
@@ -80,7 +99,7 @@ class PaymentIngest:
         now = dt.datetime.now(dt.UTC)
         for (index, payment), found in zip(payments, exists, strict=True):
             if isinstance(found, Exception):
-                outcomes[index] = Retry(STORE_RETRY_SECONDS, f"Cassandra read failed: {found}")
+                outcomes[index] = _store_failure("read", found)
             elif found:
                 attachable.append((index, payment))
             else:
@@ -91,21 +110,34 @@ class PaymentIngest:
             outcomes[index] = (
                 Stored(f"payment {payment.payment_id} -> order {payment.order_id}")
                 if error is None
-                else Retry(STORE_RETRY_SECONDS, f"Cassandra write failed: {error}")
+                else _store_failure("write", error)
             )
         return outcomes  # type: ignore[return-value]
 
     def _missing_order(self, delivery: Delivery, payment: Payment, now: dt.datetime) -> Outcome:
         age = delivery.age(now)
         remaining = self.order_wait - age
+        not_found = {"order_id": str(payment.order_id)}
         if remaining <= 0:
             return DeadLetter(
                 "order_not_found",
                 f"order {payment.order_id} not found within {self.order_wait:g}s",
-                {"order_id": str(payment.order_id)},
+                not_found,
             )
         # Back off with the payment's age so a long wait costs few redeliveries.
         delay = min(max(MIN_DELAY_SECONDS, age / 2), MAX_DELAY_SECONDS, remaining)
+        if self.max_delivery_attempts and delivery.delivery_attempt:
+            # Every redelivery counts against the subscription's dead-letter policy:
+            # spread the rest so the grace period ends before the limit does.
+            deliveries_left = self.max_delivery_attempts - delivery.delivery_attempt
+            if deliveries_left <= 0:
+                return DeadLetter(
+                    "order_not_found",
+                    f"order {payment.order_id} not found after {delivery.delivery_attempt} "
+                    "deliveries, the subscription's limit",
+                    not_found,
+                )
+            delay = max(delay, remaining / deliveries_left + 1)
         return Delay(
             delay, f"order {payment.order_id} not stored yet; waiting up to {remaining:.0f}s more"
         )

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +27,23 @@ PAYMENT_METHODS = ("Credit Card", "Debit Card", "PayPal", "Google Pay", "Apple P
 PAYMENT_ID_OFFSET = 1000
 
 
-class InvalidMessage(ValueError):
-    """A message that can never be stored: dead-letter it now, with `reason`."""
+# 13 to 19 digits, optionally grouped by single spaces or dashes: what a full
+# card number (PAN) looks like. No Luhn check: anything that looks like one is refused.
+CARD_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ -]?\d){12,18}(?!\d|\.\d)")
 
-    def __init__(self, field: str, rule: str) -> None:
+
+class InvalidMessage(ValueError):
+    """A message that can never be stored: dead-letter it now, with `reason`.
+
+    `body`, when set, replaces the original bytes on the dead-letter topic
+    (a card number masked to its last four digits).
+    """
+
+    def __init__(self, field: str, rule: str, body: bytes | None = None) -> None:
         super().__init__(f"{field}: {rule}")
         self.field = field
         self.rule = rule
+        self.body = body
 
     @property
     def reason(self) -> str:
@@ -99,9 +110,11 @@ def parse_payment(data: bytes) -> Payment:
 
 def order_id_of(data: bytes) -> int | None:
     """The order id of a message, if one can be read, for DLQ attributes and logs."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        return None
     try:
         value = json.loads(data).get("order_id")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return value if type(value) is int else None
 
@@ -114,13 +127,66 @@ def _json_object(data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         rule = f"not UTF-8 ({error.reason} at byte {error.start})"
         raise InvalidMessage("message", rule) from None
+    _refuse_card_numbers(text)
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except ValueError as error:
         raise InvalidMessage("message", f"not JSON ({error})") from None
+    except RecursionError:
+        raise InvalidMessage("message", "JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise InvalidMessage("message", f"not a JSON object but {_json_type(value)}")
     return value
+
+
+def mask_card_numbers(text: str) -> str:
+    """Every card-number-like run of digits with all but its last four digits masked."""
+    return CARD_NUMBER.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return "*" * (len(digits) - 4) + digits[-4:]
+
+
+def _refuse_card_numbers(text: str) -> None:
+    """Checked before anything else reads the fields, so no error message can echo one."""
+    if not CARD_NUMBER.search(text):
+        return
+    field = "message"
+    try:
+        fields = json.loads(text)
+    except (ValueError, RecursionError):
+        fields = None
+    if isinstance(fields, dict):
+        masked = {key: _masked_value(value) for key, value in fields.items()}
+        field = next((k for k, v in fields.items() if masked[k] != v), "message")
+        body = json.dumps(masked).encode()
+    else:
+        body = mask_card_numbers(text).encode()
+    raise InvalidMessage(
+        "card_number",
+        f"field {_printable(mask_card_numbers(field))} carries what looks like a full card "
+        "number; it was masked to its last four digits",
+        body=body,
+    )
+
+
+def _masked_value(value: Any) -> Any:
+    """A JSON value with card numbers masked; a masked number becomes a string."""
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if type(value) is int and CARD_NUMBER.fullmatch(str(abs(value))):
+        return mask_card_numbers(str(value))
+    if isinstance(value, list):
+        return [_masked_value(v) for v in value]
+    if isinstance(value, dict):
+        return {mask_card_numbers(k): _masked_value(v) for k, v in value.items()}
+    return value
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _reject_constant(name: str) -> None:
@@ -165,6 +231,10 @@ def _text(fields: dict[str, Any], name: str) -> str:
         raise InvalidMessage(name, f"must be a string, got {_json_type(value)}")
     if not value.strip():
         raise InvalidMessage(name, "must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidMessage(name, "must be valid Unicode (it has a lone surrogate)") from None
     return value
 
 
@@ -172,7 +242,10 @@ def _price(fields: dict[str, Any], name: str) -> float:
     value = _required(fields, name)
     if type(value) not in (int, float):
         raise InvalidMessage(name, f"must be a number, got {_json_type(value)}")
-    price = float(value)
+    try:
+        price = float(value)
+    except OverflowError:
+        price = math.inf
     if not math.isfinite(price) or price < 0:
         raise InvalidMessage(name, f"must be a finite number >= 0, got {value}")
     return price

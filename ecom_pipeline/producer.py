@@ -74,6 +74,7 @@ class Producer:
         self._done: queue.SimpleQueue[_Publish] = queue.SimpleQueue()
         self._retries: list[tuple[float, _Publish]] = []
         self._log_each = logging.INFO if interval > 0 else logging.DEBUG
+        self._last_stats = (time.monotonic(), 0)
 
     def run(self) -> int:
         """Publish until the ids run out or a stop is requested; returns messages lost."""
@@ -100,7 +101,12 @@ class Producer:
 
     def _submit(self, publish: _Publish) -> None:
         self._in_flight += 1
-        future = self.publisher.publish(self.topic, publish.data)
+        try:
+            future = self.publisher.publish(self.topic, publish.data)
+        except Exception as error:
+            publish.error = error
+            self._done.put(publish)
+            return
 
         def done(f, publish=publish) -> None:
             try:
@@ -185,11 +191,16 @@ class Producer:
             )
 
     def log_stats(self, final: bool = False) -> None:
+        now = time.monotonic()
+        since, published_then = self._last_stats
+        rate = (self.published - published_then) / max(now - since, 1e-9)
+        self._last_stats = (now, self.published)
         logger.info(
-            "%s: %spublished %d, retried %d, lost %d, in flight %d",
+            "%s: %spublished %d (%.1f/s), retried %d, lost %d, in flight %d",
             self.name,
             "stopped; " if final else "",
             self.published,
+            rate,
             self.failed_attempts,
             self.lost,
             self._in_flight,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import grpc
@@ -18,11 +19,19 @@ _CHANNEL_OPTIONS = [
 ]
 
 
+def _real_google_cloud_only(settings: Settings) -> None:
+    """The Google clients read PUBSUB_EMULATOR_HOST themselves; our settings decide."""
+    if not settings.emulator_host:
+        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+
+
 def publisher_client(settings: Settings, **options: Any) -> pubsub_v1.PublisherClient:
     """A publisher; `options` are PublisherClient's (batch_settings, publisher_options)."""
     if settings.emulator_host:
         channel = grpc.insecure_channel(settings.emulator_host, options=_CHANNEL_OPTIONS)
         options["transport"] = PublisherGrpcTransport(channel=channel)
+    else:
+        _real_google_cloud_only(settings)
     return pubsub_v1.PublisherClient(**options)
 
 
@@ -30,4 +39,5 @@ def subscriber_client(settings: Settings) -> pubsub_v1.SubscriberClient:
     if settings.emulator_host:
         channel = grpc.insecure_channel(settings.emulator_host, options=_CHANNEL_OPTIONS)
         return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+    _real_google_cloud_only(settings)
     return pubsub_v1.SubscriberClient()

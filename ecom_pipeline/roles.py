@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from typing import TypeVar
 
 from google.api_core import exceptions as google_errors
 
@@ -21,6 +22,7 @@ from ecom_pipeline.shutdown import Shutdown
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 15.0
+T = TypeVar("T")
 
 
 def publish_orders(
@@ -88,7 +90,7 @@ def consume_orders(
         name="order consumer",
         subscription=settings.orders_subscription,
         dead_letter_topic=settings.orders_dlq_topic,
-        make_handler=lambda store: OrderIngest(store),
+        make_handler=lambda store, _max_attempts: OrderIngest(store),
         batch_size=batch_size,
         concurrency=concurrency,
         stats_interval=stats_interval,
@@ -109,7 +111,9 @@ def consume_payments(
         name="payment consumer",
         subscription=settings.payments_subscription,
         dead_letter_topic=settings.payments_dlq_topic,
-        make_handler=lambda store: PaymentIngest(store, order_wait=order_wait),
+        make_handler=lambda store, max_attempts: PaymentIngest(
+            store, order_wait=order_wait, max_delivery_attempts=max_attempts
+        ),
         batch_size=batch_size,
         concurrency=concurrency,
         stats_interval=stats_interval,
@@ -153,7 +157,7 @@ def _consume(
     name: str,
     subscription: str,
     dead_letter_topic: str,
-    make_handler: Callable[[FactStore], Handler],
+    make_handler: Callable[[FactStore, int], Handler],
     batch_size: int,
     concurrency: int,
     stats_interval: float,
@@ -165,13 +169,16 @@ def _consume(
     session = None
     try:
         subscription_path = subscriber.subscription_path(settings.project, subscription)
-        _check(
+        found = _check(
             lambda: subscriber.get_subscription(
                 subscription=subscription_path, timeout=CHECK_TIMEOUT, retry=None
             ),
             f"subscription {subscription_path}",
             settings,
         )
+        max_attempts = found.dead_letter_policy.max_delivery_attempts if found else 0
+        if max_attempts:
+            logger.info("%s: the subscription dead-letters after %d deliveries", name, max_attempts)
         session = open_session(settings)
         store = FactStore(session, settings, concurrency=concurrency)
         consumer = Consumer(
@@ -179,7 +186,8 @@ def _consume(
             settings=settings,
             subscription=subscription,
             dead_letter_topic=dead_letter_topic,
-            handler=make_handler(store),
+            handler=make_handler(store, max_attempts),
+            health_check=store.check,
             subscriber=subscriber,
             publisher=publisher,
             shutdown=shutdown,
@@ -195,16 +203,17 @@ def _consume(
     return 0
 
 
-def _check(call: Callable[[], object], what: str, settings: Settings) -> None:
+def _check(call: Callable[[], T], what: str, settings: Settings) -> T | None:
     """Fail early, in one sentence, when Pub/Sub is unreachable or a resource is missing."""
     where = (
         f"the emulator at {settings.emulator_host}" if settings.emulator_host else "Google Cloud"
     )
     try:
-        call()
+        return call()
     except google_errors.NotFound:
         raise SetupProblem(f"{what} does not exist on {where}: run ./setup_pubsub.sh") from None
     except google_errors.PermissionDenied:
         logger.warning("cannot check that %s exists (no permission); going on", what)
+        return None
     except google_errors.GoogleAPICallError as error:
         raise SetupProblem(f"cannot reach Pub/Sub on {where}: {error.message or error}") from None

@@ -32,6 +32,8 @@ class Settings:
     cassandra_password: str = dataclasses.field(default="admin", repr=False)
     cassandra_keyspace: str = "ecom_store"
     cassandra_consistency: str = "LOCAL_QUORUM"
+    cassandra_tls_ca: str | None = None
+    cassandra_tls_verify_hostname: bool = True
     orders_topic: str = "orders_data"
     payments_topic: str = "payments_data"
     payments_dlq_topic: str = "dlq_payments_data"
@@ -45,18 +47,23 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the standard environment variables.
 
-        `PUBSUB_EMULATOR_HOST` unset means the local emulator; set it to an empty
-        string to use real Google Cloud Pub/Sub. Topic and subscription names can
+        Pub/Sub: `PUBSUB_EMULATOR_HOST` set means that emulator, set but empty means
+        real Google Cloud; unset, it means the local emulator unless
+        `GOOGLE_CLOUD_PROJECT` is set (then real Google Cloud). Topic and subscription names can
         be changed too (`ORDERS_TOPIC`, `PAYMENTS_SUBSCRIPTION`, ...).
         """
         env = os.environ if environ is None else environ
         defaults = cls()
         names = {name: env.get(name.upper()) or getattr(defaults, name) for name in RESOURCE_NAMES}
-        emulator_host = env.get("PUBSUB_EMULATOR_HOST", defaults.emulator_host).strip()
+        emulator_host = env.get("PUBSUB_EMULATOR_HOST")
+        if emulator_host is None:
+            # Nothing configured at all means the local setup; a project of your own
+            # without an emulator variable means real Google Cloud, as usual.
+            emulator_host = "" if env.get("GOOGLE_CLOUD_PROJECT") else LOCAL_EMULATOR_HOST
         hosts = env.get("CASSANDRA_HOSTS")
         return cls(
             project=env.get("GOOGLE_CLOUD_PROJECT") or defaults.project,
-            emulator_host=emulator_host or None,
+            emulator_host=emulator_host.strip() or None,
             cassandra_hosts=_split_hosts(hosts) if hosts else defaults.cassandra_hosts,
             cassandra_port=_port(env.get("CASSANDRA_PORT"), defaults.cassandra_port),
             cassandra_username=env.get("CASSANDRA_USERNAME") or defaults.cassandra_username,
@@ -65,6 +72,8 @@ class Settings:
             cassandra_consistency=_consistency(
                 env.get("CASSANDRA_CONSISTENCY") or defaults.cassandra_consistency
             ),
+            cassandra_tls_ca=env.get("CASSANDRA_TLS_CA") or None,
+            cassandra_tls_verify_hostname=_flag(env, "CASSANDRA_TLS_VERIFY_HOSTNAME", True),
             **names,
         )
 
@@ -96,6 +105,17 @@ def _split_hosts(value: str) -> tuple[str, ...]:
     if not hosts:
         raise ValueError(f"CASSANDRA_HOSTS has no host in it: {value!r}")
     return hosts
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {env[name]!r}")
 
 
 def _port(value: str | None, default: int) -> int:

@@ -41,6 +41,8 @@ class Services:
     restart_cassandra: Callable[[], None]
     stop_cassandra: Callable[[], None]
     start_cassandra: Callable[[], None]
+    stop_emulator: Callable[[], None] | None = None
+    start_emulator: Callable[[], None] | None = None
 
     def pubsub_env(self) -> dict[str, str]:
         """Environment for gcloud and setup_pubsub.sh against these services."""
@@ -84,7 +86,21 @@ def _local_services(settings: Settings) -> Iterator[Services]:
         stop()
         start()
 
-    yield Services(settings, "local", restart, stop, start)
+    def start_emulator() -> None:
+        local_services.start_emulator(settings)
+        result = run_setup_pubsub(services)
+        assert result.returncode == 0, result.stderr
+
+    services = Services(
+        settings,
+        "local",
+        restart,
+        stop,
+        start,
+        stop_emulator=local_services.stop_emulator,
+        start_emulator=start_emulator,
+    )
+    yield services
 
 
 def _docker_services(settings: Settings) -> Iterator[Services]:

@@ -18,6 +18,11 @@ from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
 from ecom_pipeline.settings import RESOURCE_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+MAX_DELIVERY_ATTEMPTS = 20  # as setup_pubsub.sh
+DEAD_LETTER_OF = {
+    "orders_subscription": "orders_dlq_topic",
+    "payments_subscription": "payments_dlq_topic",
+}
 TOPIC_OF = {
     "orders_subscription": "orders_topic",
     "payments_subscription": "payments_topic",
@@ -76,13 +81,21 @@ class Pipeline:
         )
 
     def create(self) -> Pipeline:
-        for subscription, topic in TOPIC_OF.items():
+        """Topics and subscriptions as setup_pubsub.sh makes them, dead-letter policy included."""
+        for topic in TOPIC_OF.values():
             self.publisher.create_topic(name=self.topic_path(topic))
-            self.subscriber.create_subscription(
-                name=self.subscription_path(subscription),
-                topic=self.topic_path(topic),
-                ack_deadline_seconds=self.ack_deadline,
-            )
+        for subscription, topic in TOPIC_OF.items():
+            request = {
+                "name": self.subscription_path(subscription),
+                "topic": self.topic_path(topic),
+                "ack_deadline_seconds": self.ack_deadline,
+            }
+            if subscription in DEAD_LETTER_OF:
+                request["dead_letter_policy"] = {
+                    "dead_letter_topic": self.topic_path(DEAD_LETTER_OF[subscription]),
+                    "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+                }
+            self.subscriber.create_subscription(request=request)
         return self
 
     def close(self) -> None:
@@ -113,11 +126,14 @@ class Pipeline:
         return env
 
     def start(self, script: str, *args: str) -> RoleProcess:
+        return self.start_with_env(script, {}, *args)
+
+    def start_with_env(self, script: str, extra_env: dict[str, str], *args: str) -> RoleProcess:
         log = self.workdir / f"{script.removesuffix('.py')}-{len(self.roles)}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, str(ROOT / script), "--stats-interval", "2", *args],
-                env=self.env(),
+                env={**self.env(), **extra_env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
@@ -133,7 +149,15 @@ class Pipeline:
         return self.publisher.publish(self.topic_path(topic), data, **attributes).result(timeout=30)
 
     def rows(self) -> dict[int, dict]:
-        return {row.order_id: row._asdict() for row in self.cassandra.execute(self._select_all)}
+        """The whole fact table; an AssertionError while the test's session reconnects."""
+        from cassandra import DriverException
+        from cassandra.cluster import NoHostAvailable
+
+        try:
+            result = self.cassandra.execute(self._select_all, timeout=30)
+        except (NoHostAvailable, DriverException) as error:
+            raise AssertionError(f"Cassandra not reachable from the test yet: {error}") from error
+        return {row.order_id: row._asdict() for row in result}
 
     def pull(self, subscription: str, wait: float = 3.0) -> list:
         """Every message now on a subscription (acked), pulling until it stays empty."""
@@ -149,3 +173,41 @@ class Pipeline:
                 )
                 quiet_until = time.monotonic() + wait
         return messages
+
+
+def published_ids(role: RoleProcess) -> set[int]:
+    """The ids a producer logged as confirmed ("published order 7 as message 12")."""
+    import re
+
+    return {
+        int(m) for m in re.findall(r"published (?:order|payment for order) (\d+) as", role.output())
+    }
+
+
+@dataclass
+class Ledger:
+    """Every message published, to check that each ended as a row or a dead letter."""
+
+    orders: dict[int, dict] = field(default_factory=dict)
+    payments: dict[int, dict] = field(default_factory=dict)
+
+
+def account(pipeline: Pipeline, orders: dict[int, dict], payments: dict[int, dict], orphans=()):
+    """published = rows with their data + dead letters; zero lost, zero duplicated."""
+    rows = pipeline.rows()
+    assert set(rows) == set(orders), (
+        f"missing rows {sorted(set(orders) - set(rows))[:20]}, "
+        f"unexpected rows {sorted(set(rows) - set(orders))[:20]}"
+    )
+    for order_id, order in orders.items():
+        row = rows[order_id]
+        assert {k: row[k] for k in order} == order, f"order {order_id} stored wrongly"
+    for order_id, payment in payments.items():
+        if order_id in orders:
+            assert {k: rows[order_id][k] for k in payment} == payment, f"payment {order_id}"
+    dead = pipeline.pull("payments_dlq_subscription", wait=2)
+    dead_ids = sorted(json.loads(m.data)["order_id"] for m in dead)
+    assert dead_ids == sorted(orphans), (
+        f"dead letters {dead_ids[:20]}, expected {sorted(orphans)[:20]}"
+    )
+    return rows, dead

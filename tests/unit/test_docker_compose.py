@@ -20,7 +20,7 @@ def _mounts(service: dict) -> dict[str, str]:
 def test_cassandra_is_the_official_5_0_image_on_port_9042_with_a_named_volume():
     cassandra = COMPOSE["services"]["cassandra"]
     assert cassandra["image"] == "cassandra:5.0"
-    assert "9042:9042" in cassandra["ports"]
+    assert "127.0.0.1:9042:9042" in cassandra["ports"]
     mounts = _mounts(cassandra)
     assert mounts["/var/lib/cassandra"] in COMPOSE["volumes"]
 

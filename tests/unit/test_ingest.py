@@ -98,3 +98,32 @@ def test_id_sequence_cycles_and_stops_after_count():
     assert list(id_sequence(1, 3, 7)) == [1, 2, 3, 1, 2, 3, 1]
     forever = id_sequence(1, 2, None)
     assert [next(forever) for _ in range(5)] == [1, 2, 1, 2, 1]
+
+
+def delivery_attempt(message, age: float, attempt: int) -> Delivery:
+    base = delivery(message, age)
+    return Delivery(**{**base.__dict__, "delivery_attempt": attempt})
+
+
+def test_delays_are_spread_so_the_grace_period_ends_before_the_subscription_limit():
+    ingest = PaymentIngest(StandInStore(), order_wait=120, max_delivery_attempts=20)
+    [outcome] = ingest([delivery_attempt(PAYMENT, age=30, attempt=19)])
+    assert isinstance(outcome, Delay)
+    assert outcome.seconds >= 90, "the one delivery left must come after the grace period"
+
+
+def test_the_last_delivery_the_subscription_allows_is_dead_lettered_by_us():
+    ingest = PaymentIngest(StandInStore(), order_wait=120, max_delivery_attempts=20)
+    [outcome] = ingest([delivery_attempt(PAYMENT, age=30, attempt=20)])
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == "order_not_found"
+    assert "20 deliveries" in outcome.error
+
+
+def test_a_card_number_is_dead_lettered_masked():
+    outcomes = OrderIngest(StandInStore())(
+        [delivery({**ORDER, "shipping_address": "4111 1111 1111 1111"})]
+    )
+    assert outcomes[0].reason == "invalid:card_number"
+    assert b"4111 1111 1111 1111" not in outcomes[0].body
+    assert "4111" not in outcomes[0].error

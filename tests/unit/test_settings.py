@@ -69,3 +69,30 @@ def test_settings_are_frozen_and_flags_override_by_copy():
 def test_bad_values_are_refused_with_the_variable_named(variable, value, message):
     with pytest.raises(ValueError, match=message):
         Settings.from_env({variable: value})
+
+
+def test_tls_to_cassandra_is_off_unless_a_ca_is_given(tmp_path):
+    import ssl
+    import subprocess
+
+    from ecom_pipeline.cassandra_store import tls_context
+
+    assert tls_context(Settings.from_env({})) is None
+    ca = tmp_path / "ca.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=test-ca", "-keyout", str(tmp_path / "ca.key"), "-out", str(ca)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = tls_context(Settings.from_env({"CASSANDRA_TLS_CA": str(ca)}))
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    relaxed = Settings.from_env(
+        {"CASSANDRA_TLS_CA": str(ca), "CASSANDRA_TLS_VERIFY_HOSTNAME": "false"}
+    )
+    assert tls_context(relaxed).check_hostname is False
+
+
+def test_a_project_of_your_own_without_an_emulator_variable_means_real_google_cloud():
+    assert Settings.from_env({"GOOGLE_CLOUD_PROJECT": "shop-prod"}).emulator_host is None
+    both = {"GOOGLE_CLOUD_PROJECT": "shop-prod", "PUBSUB_EMULATOR_HOST": "localhost:8085"}
+    assert Settings.from_env(both).emulator_host == "localhost:8085"

@@ -1,0 +1,124 @@
+"""Property-based tests of the validators: valid messages pass, mutated ones fail with a reason."""
+
+import contextlib
+import datetime as dt
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecom_pipeline.messages import CARD_NUMBER, InvalidMessage, parse_order, parse_payment
+
+ids = st.integers(min_value=1, max_value=10**12 - 1)
+texts = st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and not CARD_NUMBER.search(t))
+prices = st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)
+
+orders = st.fixed_dictionaries(
+    {
+        "order_id": ids,
+        "customer_id": st.integers(min_value=-(10**12) + 1, max_value=10**12 - 1),
+        "item": texts,
+        "quantity": st.integers(min_value=1, max_value=10**12 - 1),
+        "price": prices,
+        "shipping_address": texts,
+        "order_status": texts,
+        "creation_date": st.dates(min_value=dt.date(1900, 1, 1)).map(dt.date.isoformat),
+    }
+)
+payments = st.fixed_dictionaries(
+    {
+        "payment_id": ids,
+        "order_id": ids,
+        "payment_method": texts,
+        "card_last_four": st.from_regex(r"\A[0-9]{4}\Z"),
+        "payment_status": texts,
+        "payment_datetime": st.datetimes(
+            min_value=dt.datetime(1970, 1, 1), timezones=st.just(dt.UTC)
+        ).map(lambda moment: moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")),
+    }
+)
+_not_a_number = [None, True, [1], {"a": 1}, "", "12"]
+_not_text = [None, False, [1], {"a": 1}, "", "   ", 7, 1.5]
+WRONG = {
+    "order_id": [*_not_a_number, 0, -1, 1.5],
+    "payment_id": [*_not_a_number, 1.5],
+    "customer_id": [*_not_a_number, 1.5],
+    "quantity": [*_not_a_number, 0, -1, 2.5],
+    "price": [*_not_a_number, -0.01, -1],
+    "creation_date": [*_not_text, "2024-13-01", "2024-02-30", "21/01/2024", "2024-1-1"],
+    "card_last_four": [*_not_text, "123", "12345", "12a4", 1234],
+    "payment_datetime": [*_not_text, "2024-01-21", "2024-01-21T12:01:30", "noon"],
+}
+
+
+def wrong_value(field: str):
+    return st.sampled_from(WRONG.get(field, _not_text))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=6)
+    ),
+    max_leaves=20,
+)
+
+
+@given(orders)
+def test_valid_orders_always_pass(order):
+    assert parse_order(json.dumps(order).encode()).__dict__ == order
+
+
+@given(payments)
+def test_valid_payments_always_pass(payment):
+    assert parse_payment(json.dumps(payment).encode()).__dict__ == payment
+
+
+@given(orders, st.data())
+def test_an_order_with_a_field_missing_or_of_a_wrong_value_fails_with_its_name(order, data):
+    field = data.draw(st.sampled_from(sorted(order)))
+    mutated = dict(order)
+    if data.draw(st.booleans()):
+        del mutated[field]
+    else:
+        mutated[field] = data.draw(wrong_value(field))
+    try:
+        parse_order(json.dumps(mutated).encode())
+    except InvalidMessage as error:
+        assert error.reason == f"invalid:{field}"
+    else:
+        raise AssertionError(f"{field}={mutated.get(field)!r} was accepted")
+
+
+@given(payments, st.data())
+def test_a_payment_with_a_field_missing_or_of_a_wrong_value_fails_with_its_name(payment, data):
+    field = data.draw(st.sampled_from(sorted(payment)))
+    mutated = dict(payment)
+    if data.draw(st.booleans()):
+        del mutated[field]
+    else:
+        mutated[field] = data.draw(wrong_value(field))
+    try:
+        parse_payment(json.dumps(mutated).encode())
+    except InvalidMessage as error:
+        assert error.reason == f"invalid:{field}"
+    else:
+        raise AssertionError(f"{field}={mutated.get(field)!r} was accepted")
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_any_input_either_parses_or_fails_with_a_reason_never_an_exception(data):
+    for parse in (parse_order, parse_payment):
+        try:
+            parse(data)
+        except InvalidMessage as error:
+            assert error.reason.startswith("invalid:")
+
+
+@given(orders, st.binary(min_size=1, max_size=4), st.data())
+def test_corrupted_bytes_never_raise_anything_but_invalid_message(order, junk, data):
+    raw = json.dumps(order).encode()
+    at = data.draw(st.integers(min_value=0, max_value=len(raw)))
+    with contextlib.suppress(InvalidMessage):
+        parse_order(raw[:at] + junk + raw[at:])
