@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -82,28 +83,27 @@ def add_common_flags(parser: argparse.ArgumentParser, stats_interval: float = 10
     )
 
 
+FLAG_VARIABLES = {
+    "project": "GOOGLE_CLOUD_PROJECT",
+    "emulator_host": "PUBSUB_EMULATOR_HOST",
+    "cassandra_hosts": "CASSANDRA_HOSTS",
+    "cassandra_port": "CASSANDRA_PORT",
+    "keyspace": "CASSANDRA_KEYSPACE",
+    "consistency": "CASSANDRA_CONSISTENCY",
+}
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Environment first, then the flags that were given."""
+    """The environment, with the flags that were given taking the place of their variables."""
+    environ = dict(os.environ)
+    for flag, variable in FLAG_VARIABLES.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            environ[variable] = str(value)
     try:
-        settings = Settings.from_env()
+        return Settings.from_env(environ)
     except ValueError as error:
         raise SetupProblem(str(error)) from None
-    changes: dict[str, object] = {}
-    if getattr(args, "project", None):
-        changes["project"] = args.project
-    if getattr(args, "emulator_host", None) is not None:
-        changes["emulator_host"] = args.emulator_host.strip() or None
-    if getattr(args, "cassandra_hosts", None):
-        changes["cassandra_hosts"] = tuple(
-            h.strip() for h in args.cassandra_hosts.split(",") if h.strip()
-        )
-    if getattr(args, "cassandra_port", None):
-        changes["cassandra_port"] = args.cassandra_port
-    if getattr(args, "keyspace", None):
-        changes["cassandra_keyspace"] = args.keyspace
-    if getattr(args, "consistency", None):
-        changes["cassandra_consistency"] = args.consistency.upper()
-    return settings.replace(**changes)
 
 
 def configure_logging(level: str) -> None:

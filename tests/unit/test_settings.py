@@ -96,3 +96,24 @@ def test_a_project_of_your_own_without_an_emulator_variable_means_real_google_cl
     assert Settings.from_env({"GOOGLE_CLOUD_PROJECT": "shop-prod"}).emulator_host is None
     both = {"GOOGLE_CLOUD_PROJECT": "shop-prod", "PUBSUB_EMULATOR_HOST": "localhost:8085"}
     assert Settings.from_env(both).emulator_host == "localhost:8085"
+
+
+def test_flags_take_the_place_of_their_variables(monkeypatch):
+    import argparse
+
+    from ecom_pipeline import cli
+
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    parser = argparse.ArgumentParser()
+    cli.add_consumer_flags(parser)
+    settings = cli.settings_from(
+        parser.parse_args(["--project", "shop", "--cassandra-port", "9142"])
+    )
+    assert (settings.project, settings.emulator_host, settings.cassandra_port) == (
+        "shop",
+        None,
+        9142,
+    )
+    local = cli.settings_from(parser.parse_args(["--emulator-host", "localhost:8681"]))
+    assert (local.project, local.emulator_host) == ("ecom-local", "localhost:8681")
