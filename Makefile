@@ -2,13 +2,14 @@
 # make services  Cassandra and the Pub/Sub emulator up, with topics and schema
 # make run       the whole pipeline (services included)
 # make stop      stop the local services
+# make bench     throughput and latency figures (BENCHMARKS.md)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv services stop status logs test unit lint format run clean
+.PHONY: venv services stop status logs test unit lint format run bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -45,6 +46,9 @@ unit: venv
 
 test: services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: services
+	$(PY) -m bench.benchmark $(BENCH_ARGS)
 
 run: services
 	$(PY) -m devtools.run_pipeline

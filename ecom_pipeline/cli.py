@@ -173,14 +173,20 @@ def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=positive_int,
-        default=500,
+        default=1000,
         help="messages pulled at once (default %(default)s)",
     )
     parser.add_argument(
         "--concurrency",
         type=positive_int,
-        default=64,
+        default=256,
         help="Cassandra requests in flight at most (default %(default)s)",
+    )
+    parser.add_argument(
+        "--naive",
+        action="store_true",
+        help="behave like a straightforward consumer, the benchmark's baseline: pulls of 10, "
+        "one synchronous request at a time, one existence read per payment, one ack per message",
     )
     add_pubsub_flags(parser)
     add_cassandra_flags(parser)
@@ -191,5 +197,6 @@ def consumer_options(args: argparse.Namespace) -> dict[str, object]:
     return {
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
+        "naive": args.naive,
         "stats_interval": args.stats_interval,
     }

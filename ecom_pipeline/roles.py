@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from google.api_core import exceptions as google_errors
 
-from ecom_pipeline.cassandra_store import FactStore, open_session
+from ecom_pipeline.cassandra_store import EXISTS_CHUNK, FactStore, open_session
 from ecom_pipeline.cli import SetupProblem
 from ecom_pipeline.consumer import Consumer, Handler
 from ecom_pipeline.ingest import OrderIngest, PaymentIngest
@@ -22,6 +22,7 @@ from ecom_pipeline.shutdown import Shutdown
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 15.0
+NAIVE_BATCH = 10
 T = TypeVar("T")
 
 
@@ -80,9 +81,10 @@ def publish_payments(
 def consume_orders(
     settings: Settings,
     *,
-    batch_size: int = 500,
-    concurrency: int = 64,
+    batch_size: int = 1000,
+    concurrency: int = 256,
     stats_interval: float = 10.0,
+    naive: bool = False,
 ) -> int:
     """Store orders from orders_data-sub until stopped; exit code."""
     return _consume(
@@ -94,6 +96,7 @@ def consume_orders(
         batch_size=batch_size,
         concurrency=concurrency,
         stats_interval=stats_interval,
+        naive=naive,
     )
 
 
@@ -101,9 +104,10 @@ def consume_payments(
     settings: Settings,
     *,
     order_wait: float = 120.0,
-    batch_size: int = 500,
-    concurrency: int = 64,
+    batch_size: int = 1000,
+    concurrency: int = 256,
     stats_interval: float = 10.0,
+    naive: bool = False,
 ) -> int:
     """Attach payments from payments_data-sub to their orders until stopped; exit code."""
     return _consume(
@@ -117,6 +121,7 @@ def consume_payments(
         batch_size=batch_size,
         concurrency=concurrency,
         stats_interval=stats_interval,
+        naive=naive,
     )
 
 
@@ -161,6 +166,7 @@ def _consume(
     batch_size: int,
     concurrency: int,
     stats_interval: float,
+    naive: bool,
 ) -> int:
     shutdown = Shutdown().install()
     logger.info("%s: starting with %r", name, settings)
@@ -180,7 +186,11 @@ def _consume(
         if max_attempts:
             logger.info("%s: the subscription dead-letters after %d deliveries", name, max_attempts)
         session = open_session(settings)
-        store = FactStore(session, settings, concurrency=concurrency)
+        if naive:
+            batch_size, concurrency = NAIVE_BATCH, 1
+        store = FactStore(
+            session, settings, concurrency=concurrency, exists_chunk=1 if naive else EXISTS_CHUNK
+        )
         consumer = Consumer(
             name=name,
             settings=settings,
@@ -188,6 +198,7 @@ def _consume(
             dead_letter_topic=dead_letter_topic,
             handler=make_handler(store, max_attempts),
             health_check=store.check,
+            naive=naive,
             subscriber=subscriber,
             publisher=publisher,
             shutdown=shutdown,
