@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cli.add_consumer_flags(parser)
     args = parser.parse_args(argv)
-    cli.configure_logging(args.log_level)
+    cli.configure_logging(args)
     return cli.run(
         lambda: roles.consume_payments(
             cli.settings_from(args), order_wait=args.order_wait, **cli.consumer_options(args)

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser_for(__doc__, "Environment: see README.md, Settings.")
     cli.add_consumer_flags(parser)
     args = parser.parse_args(argv)
-    cli.configure_logging(args.log_level)
+    cli.configure_logging(args)
     return cli.run(
         lambda: roles.consume_orders(cli.settings_from(args), **cli.consumer_options(args))
     )

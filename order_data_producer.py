@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         count_help="orders in all (default: forever)",
     )
     args = parser.parse_args(argv)
-    cli.configure_logging(args.log_level)
+    cli.configure_logging(args)
     return cli.run(
         lambda: roles.publish_orders(cli.settings_from(args), **cli.producer_options(args))
     )

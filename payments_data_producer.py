@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         count_help="payments in all, cycling the ids (default: each id once)",
     )
     args = parser.parse_args(argv)
-    cli.configure_logging(args.log_level)
+    cli.configure_logging(args)
     return cli.run(
         lambda: roles.publish_payments(cli.settings_from(args), **cli.producer_options(args))
     )

@@ -534,7 +534,7 @@ def draw_chart(report: Report, path: Path) -> None:
             ("orders", lat.order_latency_ms),
             ("payments", lat.payment_latency_ms),
         ):
-            labels.append(f"{lat.rate.split(' (')[0]}\n{stream}")
+            labels.append(f"{lat.rate.split(':')[0]}\n{stream}")
             p50.append(values["p50"])
             p99.append(values["p99"])
     xs = range(len(labels))

@@ -1,30 +1,40 @@
-"""Run the four roles together, each line prefixed with its role (`make run`).
+"""Run the four roles together (`make run`).
+
+On a terminal, a live view refreshes in place: per role its state, rate, totals,
+dead letters, delayed payments and errors, and the latest warnings. When the
+output is not a terminal (or with --plain), every log line is printed instead,
+prefixed with its role.
 
 Ctrl+C (or SIGTERM) asks every role to stop cleanly and waits for them; a second
 Ctrl+C kills them. The payment producer exits by itself after its 500 payments;
-the others run until stopped.
+the others run until stopped. Extra flags for a role go through the environment
+variables of README.md's settings table.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = (
-    ("order-consumer", "order_data_consumer.py", "36"),
-    ("payment-consumer", "ingest_in_fact_table.py", "35"),
     ("order-producer", "order_data_producer.py", "32"),
     ("payment-producer", "payments_data_producer.py", "33"),
+    ("order-consumer", "order_data_consumer.py", "36"),
+    ("payment-consumer", "ingest_in_fact_table.py", "35"),
 )
+CLEAR = "\033[H\033[2J"
 
 
 def _die_with_parent() -> None:
@@ -34,15 +44,82 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+class LiveView:
+    """The dashboard: the latest stats of each role and the latest notable events."""
+
+    def __init__(self, roles: list[str], out=sys.stdout) -> None:
+        self.out = out
+        self.stats: dict[str, dict] = {role: {} for role in roles}
+        self.states: dict[str, str] = dict.fromkeys(roles, "starting")
+        self.events: collections.deque[str] = collections.deque(maxlen=8)
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+
+    def line(self, role: str, text: str) -> None:
+        try:
+            entry = json.loads(text)
+        except ValueError:
+            entry = None
+        with self.lock:
+            if not isinstance(entry, dict):
+                if text.strip():
+                    self.events.append(f"{role}: {text.strip()[:150]}")
+                return
+            if self.states[role] == "starting":
+                self.states[role] = "running"
+            if "stats" in entry:
+                self.stats[role] = entry["stats"]
+            elif entry.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+                clock = entry.get("time", "")[11:19]
+                self.events.append(f"{clock} {role}: {entry.get('message', '')[:150]}")
+
+    def exited(self, role: str, code: int) -> None:
+        with self.lock:
+            self.states[role] = "done" if code == 0 else f"exit {code}"
+
+    def render(self) -> str:
+        with self.lock:
+            rows = [
+                f"ecom-pipeline: {len(self.stats)} roles, up {time.monotonic() - self.started:.0f}s"
+                "    Ctrl+C stops them cleanly",
+                "",
+                f"{'role':<17} {'state':<9} {'rate/s':>7} {'total':>8} {'stored':>8}"
+                f" {'dead-letters':>12} {'delayed':>8} {'errors':>7}",
+            ]
+            for role, stats in self.stats.items():
+                total = stats.get("published", stats.get("received", 0))
+                errors = stats.get("retried", 0) + stats.get("lost", 0)
+                consumer = "received" in stats
+                rows.append(
+                    f"{role:<17} {self.states[role]:<9} {stats.get('rate', 0):>7.1f} {total:>8}"
+                    f" {stats.get('stored', '-') if consumer else '-':>8}"
+                    f" {stats.get('dead_lettered', '-') if consumer else '-':>12}"
+                    f" {stats.get('delayed', '-') if consumer else '-':>8} {errors:>7}"
+                    + ("  FAILING" if stats.get("failing") else "")
+                )
+            rows += ["", "latest warnings and errors:"]
+            rows += [f"  {event}" for event in self.events] or ["  none"]
+        return "\n".join(rows) + "\n"
+
+    def draw(self) -> None:
+        self.out.write(CLEAR + self.render())
+        self.out.flush()
+
+
 class Supervisor:
-    def __init__(self, colour: bool) -> None:
+    def __init__(self, view: LiveView | None, colour: bool) -> None:
+        self.view = view
         self.colour = colour
         self.processes: dict[str, subprocess.Popen] = {}
+        self.relays: list[threading.Thread] = []
         self.print_lock = threading.Lock()
         self.lock = threading.Lock()
         self.stopping = False
 
     def say(self, role: str, colour: str, line: str) -> None:
+        if self.view is not None:
+            self.view.line(role, line)
+            return
         prefix = f"{role:>16} | "
         if self.colour:
             prefix = f"\033[{colour}m{prefix}\033[0m"
@@ -51,8 +128,11 @@ class Supervisor:
             sys.stdout.flush()
 
     def start(self, role: str, script: str, colour: str) -> None:
+        argv = [sys.executable, str(ROOT / script), "--stats-interval", "2"]
+        if self.view is not None:
+            argv += ["--log-format", "json"]
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / script)],
+            argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -63,14 +143,19 @@ class Supervisor:
         )
         with self.lock:
             self.processes[role] = process
-        threading.Thread(target=self._relay, args=(role, colour, process), daemon=True).start()
+        relay = threading.Thread(target=self._relay, args=(role, colour, process), daemon=True)
+        relay.start()
+        self.relays.append(relay)
 
     def _relay(self, role: str, colour: str, process: subprocess.Popen) -> None:
         assert process.stdout is not None
         for raw in iter(process.stdout.readline, b""):
             self.say(role, colour, raw.decode(errors="replace"))
         code = process.wait()
-        self.say(role, colour, f"exited with code {code}\n")
+        if self.view is not None:
+            self.view.exited(role, code)
+        else:
+            self.say(role, colour, f"exited with code {code}\n")
         if code == 2 and not self.stopping:
             self.say(role, colour, "a set-up problem: stopping the other roles\n")
             self.stop()
@@ -94,14 +179,28 @@ class Supervisor:
     def wait(self) -> int:
         with self.lock:
             processes = list(self.processes.values())
+        while any(p.poll() is None for p in processes):
+            if self.view is not None:
+                self.view.draw()
+            time.sleep(1.0)
+        for relay in self.relays:
+            relay.join(timeout=5)
+        if self.view is not None:
+            self.view.draw()
         codes = [process.wait() for process in processes]
         return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devtools.run_pipeline", description=__doc__)
-    parser.parse_args(argv)
-    supervisor = Supervisor(colour=sys.stdout.isatty())
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.run_pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--plain", action="store_true", help="log lines even on a terminal")
+    args = parser.parse_args(argv)
+    live = sys.stdout.isatty() and not args.plain
+    supervisor = Supervisor(LiveView([r for r, _, _ in ROLES]) if live else None, colour=live)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, supervisor.on_signal)
     try:

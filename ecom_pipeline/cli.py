@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 
 from ecom_pipeline.settings import Settings
@@ -69,6 +71,18 @@ def add_cassandra_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_common_flags(parser: argparse.ArgumentParser, stats_interval: float = 10.0) -> None:
     parser.add_argument(
+        "--metrics-port",
+        type=positive_int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics (default: off)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one JSON object per line, for log shippers (default text)",
+    )
+    parser.add_argument(
         "--stats-interval",
         type=float,
         default=stats_interval,
@@ -106,14 +120,39 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SetupProblem(str(error)) from None
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; a stats line carries its figures under "stats"."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        stats = getattr(record, "stats", None)
+        if stats is not None:
+            entry["stats"] = stats
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    handler = logging.StreamHandler()
+    if getattr(args, "log_format", "text") == "json":
+        formatter: logging.Formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+        )
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=args.log_level, handlers=[handler], force=True)
+    # The Cassandra driver is chatty about reconnections the roles already report.
+    logging.getLogger("cassandra").setLevel(
+        logging.DEBUG if args.log_level == "DEBUG" else logging.CRITICAL
     )
-    # The Cassandra driver and gRPC are chatty about reconnections we already report.
-    logging.getLogger("cassandra").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)
 
 
 def run(role: Callable[[], int]) -> int:
@@ -166,6 +205,7 @@ def producer_options(args: argparse.Namespace) -> dict[str, object]:
         "seed": args.seed,
         "max_in_flight": args.max_in_flight,
         "stats_interval": args.stats_interval,
+        "metrics_port": args.metrics_port,
     }
 
 
@@ -198,5 +238,6 @@ def consumer_options(args: argparse.Namespace) -> dict[str, object]:
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
         "naive": args.naive,
+        "metrics_port": args.metrics_port,
         "stats_interval": args.stats_interval,
     }

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from google.api_core import exceptions as google_errors
 from google.cloud import pubsub_v1
 
+from ecom_pipeline.metrics import Metrics
 from ecom_pipeline.settings import Settings
 from ecom_pipeline.shutdown import Shutdown
 
@@ -31,6 +32,7 @@ ACK_CHUNK = 1000
 MAX_ATTRIBUTE_BYTES = 1024
 DEAD_LETTER_TIMEOUT = 30.0
 SETTLE_TIMEOUT = 10.0
+STAT_KEYS = ("received", "stored", "dead_lettered", "delayed", "retried")
 STORE_RETRY_SECONDS = 10.0
 MAX_BACKOFF = 15.0
 
@@ -109,8 +111,10 @@ class Consumer:
         stats_interval: float = 10.0,
         health_check: Callable[[], object] | None = None,
         naive: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
+        self.metrics = metrics or Metrics(name)
         self.health_check = health_check
         self.naive = naive
         self._settler: ThreadPoolExecutor | None = None
@@ -157,6 +161,7 @@ class Consumer:
                     )
                     continue
                 except google_errors.GoogleAPIError as error:
+                    self.metrics.error("pubsub")
                     self._trouble(
                         f"cannot pull from Pub/Sub: {getattr(error, 'message', None) or error}"
                     )
@@ -209,28 +214,30 @@ class Consumer:
     def process(self, deliveries: Sequence[Delivery]) -> None:
         """Handle one batch and settle every message of it with Pub/Sub."""
         self.stats["received"] += len(deliveries)
-        try:
-            outcomes = self.handler(deliveries)
-        except Exception as error:
-            logger.exception("%s: the handler failed on a batch of %d", self.name, len(deliveries))
-            outcomes = [Retry(STORE_RETRY_SECONDS, f"handler error: {error!r}") for _ in deliveries]
+        self.metrics.received(len(deliveries))
+        outcomes = self._handle(deliveries)
         outcomes = self._publish_dead_letters(deliveries, outcomes)
         to_ack: list[str] = []
         deadlines: dict[int, list[str]] = {}
+        now = time.time()
         for delivery, outcome in zip(deliveries, outcomes, strict=True):
             if isinstance(outcome, Stored):
                 to_ack.append(delivery.ack_id)
                 self.stats["stored"] += 1
+                self.metrics.stored(now - delivery.publish_time.timestamp())
             elif isinstance(outcome, DeadLetter):
                 to_ack.append(delivery.ack_id)
                 self.stats["dead_lettered"] += 1
                 self.stats[f"dead_lettered:{outcome.reason}"] += 1
+                self.metrics.dead_lettered(outcome.reason)
             elif isinstance(outcome, Delay):
                 deadlines.setdefault(_deadline(outcome.seconds), []).append(delivery.ack_id)
                 self.stats["delayed"] += 1
+                self.metrics.delayed()
             else:
                 deadlines.setdefault(_deadline(outcome.seconds), []).append(delivery.ack_id)
                 self.stats["retried"] += 1
+                self.metrics.error("store")
         if self.naive:
             for ack_id in to_ack:  # the baseline: one acknowledge request per message
                 self._send_settlement([ack_id], {})
@@ -415,6 +422,15 @@ class Consumer:
             self.stats["dead_lettered"],
             self.stats["delayed"],
             self.stats["retried"],
+            extra={
+                "stats": {
+                    "role": self.name,
+                    "rate": round(rate, 1),
+                    "failing": self._failing_since is not None,
+                    "final": final,
+                    **{key: self.stats[key] for key in STAT_KEYS},
+                }
+            },
         )
 
 

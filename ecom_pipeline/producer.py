@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from google.cloud import pubsub_v1
 
+from ecom_pipeline.metrics import Metrics
 from ecom_pipeline.shutdown import Shutdown
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,10 @@ class Producer:
         max_in_flight: int = 1000,
         max_attempts: int = 5,
         stats_interval: float = 10.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
+        self.metrics = metrics or Metrics(name)
         self.kind = kind
         self.publisher = publisher
         self.topic = topic
@@ -138,6 +141,7 @@ class Producer:
             self._in_flight -= 1
             if publish.error is None:
                 self.published += 1
+                self.metrics.published()
                 logger.log(
                     self._log_each,
                     "%s: published %s %d as message %s",
@@ -148,6 +152,7 @@ class Producer:
                 )
             elif publish.attempt < self.max_attempts:
                 self.failed_attempts += 1
+                self.metrics.error("publish")
                 backoff = min(2.0 ** (publish.attempt - 1), 30.0)
                 logger.warning(
                     "%s: publishing %s %d failed (attempt %d of %d), retrying in %.0fs: %s",
@@ -163,6 +168,7 @@ class Producer:
                 self._retries.append((time.monotonic() + backoff, publish))
             else:
                 self.lost += 1
+                self.metrics.lost()
                 logger.error(
                     "%s: LOST %s %d after %d attempts: %s",
                     self.name,
@@ -186,6 +192,7 @@ class Producer:
         unconfirmed = self._in_flight + len(self._retries)
         if unconfirmed:
             self.lost += unconfirmed
+            self.metrics.lost(unconfirmed)
             logger.error(
                 "%s: %d publishes unconfirmed after %.0fs", self.name, unconfirmed, DRAIN_TIMEOUT
             )
@@ -204,4 +211,14 @@ class Producer:
             self.failed_attempts,
             self.lost,
             self._in_flight,
+            extra={
+                "stats": {
+                    "role": self.name,
+                    "rate": round(rate, 1),
+                    "published": self.published,
+                    "retried": self.failed_attempts,
+                    "lost": self.lost,
+                    "final": final,
+                }
+            },
         )

@@ -14,6 +14,7 @@ from ecom_pipeline.cli import SetupProblem
 from ecom_pipeline.consumer import Consumer, Handler
 from ecom_pipeline.ingest import OrderIngest, PaymentIngest
 from ecom_pipeline.messages import mock_order, mock_payment
+from ecom_pipeline.metrics import Metrics
 from ecom_pipeline.producer import Producer, id_sequence
 from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
@@ -36,6 +37,7 @@ def publish_orders(
     seed: int | None = None,
     max_in_flight: int = 1000,
     stats_interval: float = 10.0,
+    metrics_port: int | None = None,
 ) -> int:
     """Mock orders, ids first..last cycling (forever unless `count`); exit code."""
     rng = random.Random(seed)
@@ -49,6 +51,7 @@ def publish_orders(
         interval=interval,
         max_in_flight=max_in_flight,
         stats_interval=stats_interval,
+        metrics_port=metrics_port,
     )
 
 
@@ -62,6 +65,7 @@ def publish_payments(
     seed: int | None = None,
     max_in_flight: int = 1000,
     stats_interval: float = 10.0,
+    metrics_port: int | None = None,
 ) -> int:
     """Mock payments for order ids first..last, once (or `count` in all); exit code."""
     rng = random.Random(seed)
@@ -75,6 +79,7 @@ def publish_payments(
         interval=interval,
         max_in_flight=max_in_flight,
         stats_interval=stats_interval,
+        metrics_port=metrics_port,
     )
 
 
@@ -85,6 +90,7 @@ def consume_orders(
     concurrency: int = 256,
     stats_interval: float = 10.0,
     naive: bool = False,
+    metrics_port: int | None = None,
 ) -> int:
     """Store orders from orders_data-sub until stopped; exit code."""
     return _consume(
@@ -97,6 +103,7 @@ def consume_orders(
         concurrency=concurrency,
         stats_interval=stats_interval,
         naive=naive,
+        metrics_port=metrics_port,
     )
 
 
@@ -108,6 +115,7 @@ def consume_payments(
     concurrency: int = 256,
     stats_interval: float = 10.0,
     naive: bool = False,
+    metrics_port: int | None = None,
 ) -> int:
     """Attach payments from payments_data-sub to their orders until stopped; exit code."""
     return _consume(
@@ -122,6 +130,7 @@ def consume_payments(
         concurrency=concurrency,
         stats_interval=stats_interval,
         naive=naive,
+        metrics_port=metrics_port,
     )
 
 
@@ -131,9 +140,12 @@ def _publish(
     name: str,
     topic: str,
     max_in_flight: int,
+    metrics_port: int | None,
     **producer_options,
 ) -> int:
     shutdown = Shutdown().install()
+    metrics = Metrics(name)
+    metrics.serve(metrics_port)
     publisher = publisher_client(settings)
     topic_path = publisher.topic_path(settings.project, topic)
     try:
@@ -148,6 +160,7 @@ def _publish(
             topic=topic_path,
             shutdown=shutdown,
             max_in_flight=max_in_flight,
+            metrics=metrics,
             **producer_options,
         )
         lost = producer.run()
@@ -167,8 +180,11 @@ def _consume(
     concurrency: int,
     stats_interval: float,
     naive: bool,
+    metrics_port: int | None,
 ) -> int:
     shutdown = Shutdown().install()
+    metrics = Metrics(name)
+    metrics.serve(metrics_port)
     logger.info("%s: starting with %r", name, settings)
     subscriber = subscriber_client(settings)
     publisher = publisher_client(settings)
@@ -199,6 +215,7 @@ def _consume(
             handler=make_handler(store, max_attempts),
             health_check=store.check,
             naive=naive,
+            metrics=metrics,
             subscriber=subscriber,
             publisher=publisher,
             shutdown=shutdown,

@@ -1,0 +1,301 @@
+"""Answers for the people who run the pipeline: status of the table and the DLQs, and re-drive.
+
+    python -m ecom_pipeline status            # counts, oldest unpaid order, DLQs by reason
+    python -m ecom_pipeline redrive --dry-run # what a re-drive would republish
+    python -m ecom_pipeline redrive           # republish dead-lettered payments whose order exists
+
+Both work against the emulator and real GCP alike (same settings as the roles).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from google.api_core import exceptions as google_errors
+from google.cloud import pubsub_v1
+
+from ecom_pipeline.cassandra_store import FactStore, prepare_in_keyspace
+from ecom_pipeline.messages import InvalidMessage, parse_payment
+from ecom_pipeline.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PULL_TIMEOUT = 5.0
+PUBLISH_TIMEOUT = 60.0
+REDRIVE_LEASE = 15  # seconds: what a killed re-drive held is back on the DLQ this soon
+
+
+# ---------------------------------------------------------------- status
+
+
+@dataclass
+class TableStatus:
+    orders: int = 0
+    paid: int = 0
+    awaiting_payment: int = 0
+    oldest_awaiting: tuple[int, dt.datetime] | None = None  # order id, when written
+
+
+@dataclass
+class DeadLetterStatus:
+    subscription: str
+    count: int = 0
+    complete: bool = True  # False when the peek stopped at its limit
+    reasons: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+
+def table_status(session, settings: Settings) -> TableStatus:
+    """One paged scan of the fact table (fine for the sizes this pipeline keeps)."""
+    scan = prepare_in_keyspace(
+        session,
+        settings,
+        "SELECT order_id, item, payment_id, WRITETIME(item) FROM orders_payments_facts",
+    )
+    scan.fetch_size = 5000
+    status = TableStatus()
+    for order_id, item, payment_id, written in session.execute(scan, timeout=120):
+        if item is None:
+            continue
+        status.orders += 1
+        if payment_id is not None:
+            status.paid += 1
+            continue
+        status.awaiting_payment += 1
+        when = dt.datetime.fromtimestamp(written / 1e6, dt.UTC)
+        if status.oldest_awaiting is None or when < status.oldest_awaiting[1]:
+            status.oldest_awaiting = (order_id, when)
+    return status
+
+
+def peek(
+    subscriber: pubsub_v1.SubscriberClient, subscription: str, limit: int
+) -> tuple[list, bool]:
+    """Up to `limit` messages of a subscription, then released untouched.
+
+    Pulled messages stay leased while the peek goes on, so no message is counted
+    twice; at the end every one is released (ack deadline 0), nothing is acked.
+    """
+    messages: list = []
+    ack_ids: list[str] = []
+    complete = True
+    try:
+        while True:
+            if len(messages) >= limit:
+                complete = False
+                break
+            response = subscriber.pull(
+                subscription=subscription,
+                max_messages=min(1000, limit - len(messages)),
+                timeout=PULL_TIMEOUT,
+            )
+            received = response._pb.received_messages
+            if not received:
+                break
+            messages += [r.message for r in received]
+            ack_ids += [r.ack_id for r in received]
+    except google_errors.DeadlineExceeded:
+        pass
+    finally:
+        for start in range(0, len(ack_ids), 1000):
+            subscriber.modify_ack_deadline(
+                subscription=subscription,
+                ack_ids=ack_ids[start : start + 1000],
+                ack_deadline_seconds=0,
+            )
+    return messages, complete
+
+
+def dead_letter_status(
+    subscriber: pubsub_v1.SubscriberClient, settings: Settings, name: str, limit: int
+) -> DeadLetterStatus:
+    path = subscriber.subscription_path(settings.project, name)
+    messages, complete = peek(subscriber, path, limit)
+    status = DeadLetterStatus(name, count=len(messages), complete=complete)
+    for message in messages:
+        attributes = dict(message.attributes)
+        reason = attributes.get("reason") or (
+            "pubsub_max_delivery_attempts"
+            if "CloudPubSubDeadLetterSourceDeliveryCount" in attributes
+            else "unknown"
+        )
+        status.reasons[reason] += 1
+        if len(status.examples) < 3:
+            status.examples.append(f"{reason}: {attributes.get('error', '')}"[:160])
+    return status
+
+
+def print_status(table: TableStatus, dead_letters: list[DeadLetterStatus]) -> None:
+    print(f"orders stored:           {table.orders}")
+    print(f"orders paid:             {table.paid}")
+    oldest = ""
+    if table.oldest_awaiting:
+        order_id, when = table.oldest_awaiting
+        oldest = f"  (oldest: order {order_id}, stored {when:%Y-%m-%d %H:%M:%S} UTC)"
+    print(f"orders awaiting payment: {table.awaiting_payment}{oldest}")
+    for status in dead_letters:
+        more = "" if status.complete else "+ (peek limit reached)"
+        print(f"\n{status.subscription}: {status.count}{more} messages")
+        for reason, count in status.reasons.most_common():
+            print(f"  {count:>7}  {reason}")
+        for example in status.examples:
+            print(f"     e.g. {example}")
+
+
+# ---------------------------------------------------------------- re-drive
+
+
+@dataclass
+class RedriveReport:
+    examined: int = 0
+    republished: int = 0
+    left: Counter[str] = field(default_factory=Counter)
+
+
+def redrive(
+    settings: Settings,
+    subscriber: pubsub_v1.SubscriberClient,
+    publisher: pubsub_v1.PublisherClient,
+    store: FactStore,
+    *,
+    everything: bool = False,
+    dry_run: bool = False,
+    limit: int | None = None,
+    batch_size: int = 500,
+    should_stop=lambda: False,
+) -> RedriveReport:
+    """Republish dead-lettered payments to the payments topic, then ack them.
+
+    A dead letter is acked only after its republish is confirmed, so an
+    interrupted re-drive loses nothing; at worst a payment is republished twice,
+    which the payment consumer handles as any redelivery. Messages that stay are
+    released at the end, untouched.
+    """
+    subscription = subscriber.subscription_path(
+        settings.project, settings.payments_dlq_subscription
+    )
+    topic = publisher.topic_path(settings.project, settings.payments_topic)
+    report = RedriveReport()
+    seen: set[str] = set()
+    kept: list[str] = []
+    try:
+        for batch in _batches(subscriber, subscription, batch_size):
+            fresh = [r for r in batch if r.message.message_id not in seen]
+            kept += [r.ack_id for r in batch if r.message.message_id in seen]
+            if not fresh:
+                break
+            seen.update(r.message.message_id for r in fresh)
+            chosen = _choose(fresh, store, everything, report)
+            kept += [r.ack_id for r in fresh if r.ack_id not in chosen]
+            if dry_run:
+                for received in fresh:
+                    action = "republish" if received.ack_id in chosen else "keep"
+                    why = chosen.get(received.ack_id) or _why_kept(received)
+                    print(f"{action:<9} {received.message.message_id}  {why}")
+                kept += list(chosen)
+            else:
+                report.republished += _republish(
+                    publisher, subscriber, subscription, topic, fresh, chosen
+                )
+            report.examined += len(fresh)
+            if should_stop() or (limit is not None and report.examined >= limit):
+                break
+    finally:
+        for start in range(0, len(kept), 1000):
+            subscriber.modify_ack_deadline(
+                subscription=subscription,
+                ack_ids=kept[start : start + 1000],
+                ack_deadline_seconds=0,
+            )
+    return report
+
+
+def _batches(subscriber, subscription: str, batch_size: int) -> Iterator[list]:
+    while True:
+        try:
+            response = subscriber.pull(
+                subscription=subscription, max_messages=batch_size, timeout=PULL_TIMEOUT
+            )
+        except google_errors.DeadlineExceeded:
+            return
+        received = list(response._pb.received_messages)
+        if not received:
+            return
+        subscriber.modify_ack_deadline(
+            subscription=subscription,
+            ack_ids=[r.ack_id for r in received],
+            ack_deadline_seconds=REDRIVE_LEASE,
+        )
+        yield received
+
+
+def _choose(
+    batch: list, store: FactStore, everything: bool, report: RedriveReport
+) -> dict[str, str]:
+    """ack id -> why it is republished."""
+    payments = {}
+    for received in batch:
+        try:
+            payments[received.ack_id] = parse_payment(received.message.data)
+        except InvalidMessage as error:
+            if everything:
+                payments[received.ack_id] = None
+            else:
+                report.left[error.reason] += 1
+    known = [p for p in payments.values() if p is not None]
+    exists = dict(
+        zip(
+            [p.order_id for p in known],
+            store.existing_orders([p.order_id for p in known]),
+            strict=True,
+        )
+    )
+    chosen = {}
+    for ack_id, payment in payments.items():
+        if payment is None:
+            chosen[ack_id] = "--all: republished although invalid"
+            continue
+        found = exists[payment.order_id]
+        if isinstance(found, Exception):
+            raise found
+        if found:
+            chosen[ack_id] = f"order {payment.order_id} exists now"
+        elif everything:
+            chosen[ack_id] = f"--all: order {payment.order_id} still missing"
+        else:
+            report.left["order_still_missing"] += 1
+    return chosen
+
+
+def _why_kept(received) -> str:
+    try:
+        return f"order {parse_payment(received.message.data).order_id} still missing"
+    except InvalidMessage as error:
+        return error.reason
+
+
+def _republish(
+    publisher, subscriber, subscription: str, topic: str, batch: list, chosen: dict[str, str]
+) -> int:
+    pending = {
+        received.ack_id: publisher.publish(
+            topic, received.message.data, redriven_from=received.message.message_id
+        )
+        for received in batch
+        if received.ack_id in chosen
+    }
+    confirmed = []
+    for ack_id, future in pending.items():
+        try:
+            future.result(timeout=PUBLISH_TIMEOUT)
+            confirmed.append(ack_id)
+        except Exception as error:
+            logger.error("republish failed, the dead letter stays: %s", error)
+    if confirmed:
+        subscriber.acknowledge(subscription=subscription, ack_ids=confirmed)
+        logger.info("re-drove %d payments", len(confirmed))
+    return len(confirmed)
