@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.configure_logging(args)
     return cli.run(
         lambda: roles.consume_payments(
-            cli.settings_from(args), order_wait=args.order_wait, **cli.consumer_options(args)
+            cli.settings_from(args), cli.consumer_options(args), order_wait=args.order_wait
         )
     )
 

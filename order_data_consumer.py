@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cli.configure_logging(args)
     return cli.run(
-        lambda: roles.consume_orders(cli.settings_from(args), **cli.consumer_options(args))
+        lambda: roles.consume_orders(cli.settings_from(args), cli.consumer_options(args))
     )
 
 

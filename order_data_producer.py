@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cli.configure_logging(args)
     return cli.run(
-        lambda: roles.publish_orders(cli.settings_from(args), **cli.producer_options(args))
+        lambda: roles.publish_orders(cli.settings_from(args), cli.producer_options(args))
     )
 
 

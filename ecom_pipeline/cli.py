@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from ecom_pipeline.options import ConsumerOptions, ProducerOptions
 from ecom_pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -196,17 +197,17 @@ def add_producer_flags(
     add_common_flags(parser)
 
 
-def producer_options(args: argparse.Namespace) -> dict[str, object]:
-    return {
-        "interval": args.interval,
-        "first_id": args.first_id,
-        "last_id": args.last_id,
-        "count": args.count,
-        "seed": args.seed,
-        "max_in_flight": args.max_in_flight,
-        "stats_interval": args.stats_interval,
-        "metrics_port": args.metrics_port,
-    }
+def producer_options(args: argparse.Namespace) -> ProducerOptions:
+    return ProducerOptions(
+        interval=args.interval,
+        first_id=args.first_id,
+        last_id=args.last_id,
+        count=args.count,
+        seed=args.seed,
+        max_in_flight=args.max_in_flight,
+        stats_interval=args.stats_interval,
+        metrics_port=args.metrics_port,
+    )
 
 
 def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
@@ -233,11 +234,11 @@ def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
     add_common_flags(parser)
 
 
-def consumer_options(args: argparse.Namespace) -> dict[str, object]:
-    return {
-        "batch_size": args.batch_size,
-        "concurrency": args.concurrency,
-        "naive": args.naive,
-        "metrics_port": args.metrics_port,
-        "stats_interval": args.stats_interval,
-    }
+def consumer_options(args: argparse.Namespace) -> ConsumerOptions:
+    return ConsumerOptions(
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        stats_interval=args.stats_interval,
+        naive=args.naive,
+        metrics_port=args.metrics_port,
+    )

@@ -51,8 +51,14 @@ class InvalidMessage(ValueError):
         return f"invalid:{self.field}"
 
 
+class _JsonMessage:
+    def to_json(self) -> bytes:
+        """SPEC.md's wire format: a UTF-8 JSON object with exactly the field names."""
+        return json.dumps(dataclasses.asdict(self)).encode()  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class Order:
+class Order(_JsonMessage):
     order_id: int
     customer_id: int
     item: str
@@ -62,21 +68,15 @@ class Order:
     order_status: str
     creation_date: str
 
-    def to_json(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self)).encode()
-
 
 @dataclass(frozen=True)
-class Payment:
+class Payment(_JsonMessage):
     payment_id: int
     order_id: int
     payment_method: str
     card_last_four: str
     payment_status: str
     payment_datetime: str
-
-    def to_json(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self)).encode()
 
 
 # ---------------------------------------------------------------- parsing

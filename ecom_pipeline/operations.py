@@ -101,13 +101,18 @@ def peek(
     except google_errors.DeadlineExceeded:
         pass
     finally:
-        for start in range(0, len(ack_ids), 1000):
-            subscriber.modify_ack_deadline(
-                subscription=subscription,
-                ack_ids=ack_ids[start : start + 1000],
-                ack_deadline_seconds=0,
-            )
+        release(subscriber, subscription, ack_ids)
     return messages, complete
+
+
+def release(subscriber: pubsub_v1.SubscriberClient, subscription: str, ack_ids: list[str]) -> None:
+    """Give messages back untouched: redeliverable at once, nothing acked."""
+    for start in range(0, len(ack_ids), 1000):
+        subscriber.modify_ack_deadline(
+            subscription=subscription,
+            ack_ids=ack_ids[start : start + 1000],
+            ack_deadline_seconds=0,
+        )
 
 
 def dead_letter_status(
@@ -205,12 +210,7 @@ def redrive(
             if should_stop() or (limit is not None and report.examined >= limit):
                 break
     finally:
-        for start in range(0, len(kept), 1000):
-            subscriber.modify_ack_deadline(
-                subscription=subscription,
-                ack_ids=kept[start : start + 1000],
-                ack_deadline_seconds=0,
-            )
+        release(subscriber, subscription, kept)
     return report
 
 

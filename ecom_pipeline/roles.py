@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from google.api_core import exceptions as google_errors
@@ -15,6 +15,7 @@ from ecom_pipeline.consumer import Consumer, Handler
 from ecom_pipeline.ingest import OrderIngest, PaymentIngest
 from ecom_pipeline.messages import mock_order, mock_payment
 from ecom_pipeline.metrics import Metrics
+from ecom_pipeline.options import ORDER_PRODUCER, PAYMENT_PRODUCER, ConsumerOptions, ProducerOptions
 from ecom_pipeline.producer import Producer, id_sequence
 from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
@@ -27,125 +28,78 @@ NAIVE_BATCH = 10
 T = TypeVar("T")
 
 
-def publish_orders(
-    settings: Settings,
-    *,
-    interval: float = 2.0,
-    first_id: int = 1,
-    last_id: int = 80,
-    count: int | None = None,
-    seed: int | None = None,
-    max_in_flight: int = 1000,
-    stats_interval: float = 10.0,
-    metrics_port: int | None = None,
-) -> int:
+def publish_orders(settings: Settings, options: ProducerOptions = ORDER_PRODUCER) -> int:
     """Mock orders, ids first..last cycling (forever unless `count`); exit code."""
-    rng = random.Random(seed)
+    rng = random.Random(options.seed)
     return _publish(
         settings,
+        options,
         name="order producer",
         kind="order",
         topic=settings.orders_topic,
         make_message=lambda order_id: mock_order(order_id, rng).to_json(),
-        ids=id_sequence(first_id, last_id, count),
-        interval=interval,
-        max_in_flight=max_in_flight,
-        stats_interval=stats_interval,
-        metrics_port=metrics_port,
+        ids=id_sequence(options.first_id, options.last_id, options.count),
     )
 
 
-def publish_payments(
-    settings: Settings,
-    *,
-    interval: float = 1.0,
-    first_id: int = 1,
-    last_id: int = 500,
-    count: int | None = None,
-    seed: int | None = None,
-    max_in_flight: int = 1000,
-    stats_interval: float = 10.0,
-    metrics_port: int | None = None,
-) -> int:
+def publish_payments(settings: Settings, options: ProducerOptions = PAYMENT_PRODUCER) -> int:
     """Mock payments for order ids first..last, once (or `count` in all); exit code."""
-    rng = random.Random(seed)
+    rng = random.Random(options.seed)
+    once = options.last_id - options.first_id + 1
     return _publish(
         settings,
+        options,
         name="payment producer",
         kind="payment for order",
         topic=settings.payments_topic,
         make_message=lambda order_id: mock_payment(order_id, rng).to_json(),
-        ids=id_sequence(first_id, last_id, count if count is not None else last_id - first_id + 1),
-        interval=interval,
-        max_in_flight=max_in_flight,
-        stats_interval=stats_interval,
-        metrics_port=metrics_port,
+        ids=id_sequence(options.first_id, options.last_id, options.count or once),
     )
 
 
-def consume_orders(
-    settings: Settings,
-    *,
-    batch_size: int = 1000,
-    concurrency: int = 256,
-    stats_interval: float = 10.0,
-    naive: bool = False,
-    metrics_port: int | None = None,
-) -> int:
+def consume_orders(settings: Settings, options: ConsumerOptions = ConsumerOptions()) -> int:  # noqa: B008
     """Store orders from orders_data-sub until stopped; exit code."""
     return _consume(
         settings,
+        options,
         name="order consumer",
         subscription=settings.orders_subscription,
         dead_letter_topic=settings.orders_dlq_topic,
         make_handler=lambda store, _max_attempts: OrderIngest(store),
-        batch_size=batch_size,
-        concurrency=concurrency,
-        stats_interval=stats_interval,
-        naive=naive,
-        metrics_port=metrics_port,
     )
 
 
 def consume_payments(
     settings: Settings,
-    *,
+    options: ConsumerOptions = ConsumerOptions(),  # noqa: B008
     order_wait: float = 120.0,
-    batch_size: int = 1000,
-    concurrency: int = 256,
-    stats_interval: float = 10.0,
-    naive: bool = False,
-    metrics_port: int | None = None,
 ) -> int:
     """Attach payments from payments_data-sub to their orders until stopped; exit code."""
     return _consume(
         settings,
+        options,
         name="payment consumer",
         subscription=settings.payments_subscription,
         dead_letter_topic=settings.payments_dlq_topic,
         make_handler=lambda store, max_attempts: PaymentIngest(
             store, order_wait=order_wait, max_delivery_attempts=max_attempts
         ),
-        batch_size=batch_size,
-        concurrency=concurrency,
-        stats_interval=stats_interval,
-        naive=naive,
-        metrics_port=metrics_port,
     )
 
 
 def _publish(
     settings: Settings,
+    options: ProducerOptions,
     *,
     name: str,
+    kind: str,
     topic: str,
-    max_in_flight: int,
-    metrics_port: int | None,
-    **producer_options,
+    make_message: Callable[[int], bytes],
+    ids: Iterator[int],
 ) -> int:
     shutdown = Shutdown().install()
     metrics = Metrics(name)
-    metrics.serve(metrics_port)
+    metrics.serve(options.metrics_port)
     publisher = publisher_client(settings)
     topic_path = publisher.topic_path(settings.project, topic)
     try:
@@ -156,12 +110,16 @@ def _publish(
         )
         producer = Producer(
             name=name,
+            kind=kind,
             publisher=publisher,
             topic=topic_path,
+            make_message=make_message,
+            ids=ids,
+            interval=options.interval,
             shutdown=shutdown,
-            max_in_flight=max_in_flight,
+            max_in_flight=options.max_in_flight,
+            stats_interval=options.stats_interval,
             metrics=metrics,
-            **producer_options,
         )
         lost = producer.run()
     finally:
@@ -171,20 +129,16 @@ def _publish(
 
 def _consume(
     settings: Settings,
+    options: ConsumerOptions,
     *,
     name: str,
     subscription: str,
     dead_letter_topic: str,
     make_handler: Callable[[FactStore, int], Handler],
-    batch_size: int,
-    concurrency: int,
-    stats_interval: float,
-    naive: bool,
-    metrics_port: int | None,
 ) -> int:
     shutdown = Shutdown().install()
     metrics = Metrics(name)
-    metrics.serve(metrics_port)
+    metrics.serve(options.metrics_port)
     logger.info("%s: starting with %r", name, settings)
     subscriber = subscriber_client(settings)
     publisher = publisher_client(settings)
@@ -202,10 +156,12 @@ def _consume(
         if max_attempts:
             logger.info("%s: the subscription dead-letters after %d deliveries", name, max_attempts)
         session = open_session(settings)
-        if naive:
-            batch_size, concurrency = NAIVE_BATCH, 1
+        naive = options.naive
         store = FactStore(
-            session, settings, concurrency=concurrency, exists_chunk=1 if naive else EXISTS_CHUNK
+            session,
+            settings,
+            concurrency=1 if naive else options.concurrency,
+            exists_chunk=1 if naive else EXISTS_CHUNK,
         )
         consumer = Consumer(
             name=name,
@@ -219,8 +175,8 @@ def _consume(
             subscriber=subscriber,
             publisher=publisher,
             shutdown=shutdown,
-            batch_size=batch_size,
-            stats_interval=stats_interval,
+            batch_size=NAIVE_BATCH if naive else options.batch_size,
+            stats_interval=options.stats_interval,
         )
         consumer.run()
     finally:

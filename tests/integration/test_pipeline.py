@@ -12,26 +12,11 @@ from ecom_pipeline.consumer import Consumer
 from ecom_pipeline.ingest import OrderIngest, PaymentIngest
 from ecom_pipeline.shutdown import Shutdown
 from tests.integration.pipeline import Pipeline
+from tests.unit.test_messages import ORDER, PAYMENT
 from tests.waiting import eventually
 
-WORKED_ORDER = {
-    "order_id": 42,
-    "customer_id": 789,
-    "item": "Laptop",
-    "quantity": 1,
-    "price": 999.99,
-    "shipping_address": "123 Main St, City A",
-    "order_status": "Pending",
-    "creation_date": "2024-01-21",
-}
-WORKED_PAYMENT = {
-    "payment_id": 1042,
-    "order_id": 42,
-    "payment_method": "Credit Card",
-    "card_last_four": "0042",
-    "payment_status": "Completed",
-    "payment_datetime": "2024-01-21T12:01:30Z",
-}
+WORKED_ORDER = ORDER  # SPEC.md's worked example
+WORKED_PAYMENT = PAYMENT
 ORPHAN_PAYMENT = {**WORKED_PAYMENT, "payment_id": 1999, "order_id": 999, "card_last_four": "0999"}
 
 

@@ -1,0 +1,30 @@
+"""What a role is asked to do, besides where the services are (settings.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProducerOptions:
+    interval: float
+    last_id: int
+    first_id: int = 1
+    count: int | None = None  # None: orders forever, payments one pass over the ids
+    seed: int | None = None
+    max_in_flight: int = 1000
+    stats_interval: float = 10.0
+    metrics_port: int | None = None
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    batch_size: int = 1000
+    concurrency: int = 256
+    stats_interval: float = 10.0
+    naive: bool = False
+    metrics_port: int | None = None
+
+
+ORDER_PRODUCER = ProducerOptions(interval=2.0, last_id=80)
+PAYMENT_PRODUCER = ProducerOptions(interval=1.0, last_id=500)
