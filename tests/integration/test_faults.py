@@ -17,6 +17,7 @@ import pytest
 from devtools import services as local_services
 from ecom_pipeline.messages import mock_order, mock_payment
 from tests.integration.pipeline import Pipeline, account, published_ids
+from tests.integration.test_services import live_processes_with
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.restarts_services
@@ -134,6 +135,7 @@ def test_emulator_restart_producers_and_consumers_reconnect_by_themselves(servic
     eventually(lambda: _paid(pipeline.rows(), published_ids(payments), 2), timeout=60)
 
     services.stop_emulator()
+    assert not live_processes_with("cloud-pubsub-emulator"), "a stopped emulator leaves nothing"
     time.sleep(2)  # the payment producer's next publish falls in here and is retried
     services.start_emulator()
     pipeline.create()

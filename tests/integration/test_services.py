@@ -138,7 +138,7 @@ def test_a_row_survives_a_stop_and_start_of_cassandra(services: Services, cassan
     services.stop_cassandra()
     if services.mode == "local":
         assert local_services.CASSANDRA.pid() is None
-        assert not _live_processes_with("org.apache.cassandra.service.CassandraDaemon")
+        assert not live_processes_with("org.apache.cassandra.service.CassandraDaemon")
     services.start_cassandra()
 
     def row_is_back():
@@ -153,7 +153,7 @@ def test_a_row_survives_a_stop_and_start_of_cassandra(services: Services, cassan
     assert (row.item, row.price) == ("Laptop", 999.99)
 
 
-def _live_processes_with(marker: str) -> list[int]:
+def live_processes_with(marker: str) -> list[int]:
     pids = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():

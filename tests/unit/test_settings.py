@@ -117,3 +117,24 @@ def test_flags_take_the_place_of_their_variables(monkeypatch):
     )
     local = cli.settings_from(parser.parse_args(["--emulator-host", "localhost:8681"]))
     assert (local.project, local.emulator_host) == ("ecom-local", "localhost:8681")
+
+
+def test_json_logs_are_one_object_per_line_with_the_stats_figures(capsys):
+    import argparse
+    import json
+    import logging
+
+    from ecom_pipeline import cli
+
+    cli.configure_logging(argparse.Namespace(log_level="INFO", log_format="json"))
+    logging.getLogger("ecom_pipeline.test").info(
+        "order consumer: received %d", 3, extra={"stats": {"received": 3, "role": "x"}}
+    )
+    logging.getLogger("ecom_pipeline.test").warning("dead-lettered message %s", "7")
+    lines = capsys.readouterr().err.strip().splitlines()
+    first, second = (json.loads(line) for line in lines[-2:])
+    assert first["message"] == "order consumer: received 3"
+    assert first["stats"] == {"received": 3, "role": "x"}
+    assert first["level"] == "INFO" and first["time"].endswith("Z")
+    assert second["level"] == "WARNING" and "stats" not in second
+    logging.getLogger().handlers.clear()
