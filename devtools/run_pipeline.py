@@ -115,6 +115,8 @@ class Supervisor:
         self.print_lock = threading.Lock()
         self.lock = threading.Lock()
         self.stopping = False
+        self.setup_problem = False
+        self.signals = 0
 
     def say(self, role: str, colour: str, line: str) -> None:
         if self.view is not None:
@@ -143,9 +145,14 @@ class Supervisor:
         )
         with self.lock:
             self.processes[role] = process
-        relay = threading.Thread(target=self._relay, args=(role, colour, process), daemon=True)
-        relay.start()
-        self.relays.append(relay)
+        self.relays.append(
+            threading.Thread(target=self._relay, args=(role, colour, process), daemon=True)
+        )
+
+    def start_relays(self) -> None:
+        """After every role is spawned: preexec_fn is unsafe once other threads run."""
+        for relay in self.relays:
+            relay.start()
 
     def _relay(self, role: str, colour: str, process: subprocess.Popen) -> None:
         assert process.stdout is not None
@@ -158,7 +165,7 @@ class Supervisor:
             self.say(role, colour, f"exited with code {code}\n")
         if code == 2 and not self.stopping:
             self.say(role, colour, "a set-up problem: stopping the other roles\n")
-            self.stop()
+            self.setup_problem = True
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.stopping = True
@@ -168,26 +175,40 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, sig)
 
-    def on_signal(self, signum: int, _frame: object) -> None:
-        if self.stopping:
-            self.say("run", "0", "second signal: killing every role\n")
-            self.stop(signal.SIGKILL)
-        else:
-            self.say("run", "0", "stopping every role cleanly (Ctrl+C again to kill)\n")
+    def on_signal(self, _signum: int, _frame: object) -> None:
+        """Only counts: the wait loop acts, so a signal never waits on a lock."""
+        self.signals += 1
+
+    def _act_on_signals(self, handled: int) -> int:
+        if self.setup_problem and not self.stopping:
             self.stop()
+        if self.signals > handled:
+            if self.signals == 1:
+                self.say("run", "0", "stopping every role cleanly (Ctrl+C again to kill)\n")
+                self.stop()
+            else:
+                self.say("run", "0", "second signal: killing every role\n")
+                self.stop(signal.SIGKILL)
+        return self.signals
 
     def wait(self) -> int:
         with self.lock:
             processes = list(self.processes.values())
+        handled = 0
+        last_draw = 0.0
         while any(p.poll() is None for p in processes):
-            if self.view is not None:
+            handled = self._act_on_signals(handled)
+            if self.view is not None and time.monotonic() - last_draw >= 1.0:
                 self.view.draw()
-            time.sleep(1.0)
+                last_draw = time.monotonic()
+            time.sleep(0.1)
         for relay in self.relays:
             relay.join(timeout=5)
         if self.view is not None:
             self.view.draw()
         codes = [process.wait() for process in processes]
+        if self.setup_problem:
+            return 2
         return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 
 
@@ -206,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for role, script, colour in ROLES:
             supervisor.start(role, script, colour)
+        supervisor.start_relays()
         return supervisor.wait()
     finally:
         supervisor.stop(signal.SIGKILL)  # only roles still running after an error

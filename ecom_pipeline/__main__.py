@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from google.api_core import exceptions as google_errors
+
 from ecom_pipeline import cli
 from ecom_pipeline.cassandra_store import FactStore, open_session
 from ecom_pipeline.operations import dead_letter_status, print_status, redrive, table_status
@@ -103,7 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     cli.configure_logging(args)
-    return cli.run(lambda: args.function(args))
+    return cli.run(lambda: _with_clear_pubsub_errors(args))
+
+
+def _with_clear_pubsub_errors(args: argparse.Namespace) -> int:
+    try:
+        return args.function(args)
+    except google_errors.NotFound as error:
+        raise cli.SetupProblem(
+            f"{error.message}: run ./setup_pubsub.sh (or check GOOGLE_CLOUD_PROJECT and "
+            "PUBSUB_EMULATOR_HOST)"
+        ) from None
+    except google_errors.GoogleAPICallError as error:
+        raise cli.SetupProblem(f"cannot reach Pub/Sub: {error.message or error}") from None
 
 
 if __name__ == "__main__":

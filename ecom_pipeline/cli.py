@@ -158,6 +158,8 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 def run(role: Callable[[], int]) -> int:
     """Run a role; infrastructure errors become one line on stderr and exit code 2."""
+    from google.auth.exceptions import DefaultCredentialsError
+
     from ecom_pipeline.cassandra_store import CassandraUnavailable
     from ecom_pipeline.consumer import SubscriptionGone
 
@@ -166,6 +168,13 @@ def run(role: Callable[[], int]) -> int:
     except (SetupProblem, CassandraUnavailable, SubscriptionGone) as error:
         logger.debug("set-up problem", exc_info=True)
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except DefaultCredentialsError:
+        print(
+            "error: no Google Cloud credentials for real Pub/Sub: run `gcloud auth "
+            "application-default login`, or set PUBSUB_EMULATOR_HOST to use the emulator",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -118,6 +118,7 @@ class Consumer:
         self.health_check = health_check
         self.naive = naive
         self._settler: ThreadPoolExecutor | None = None
+        self._settling: futures.Future | None = None
         self.handler = handler
         self.subscriber = subscriber
         self.publisher = publisher
@@ -167,30 +168,36 @@ class Consumer:
                     )
                     continue
                 first_pull = False
-                if not self.naive and deliveries and not self.shutdown.requested:
+                healthy = self._failing_since is None
+                if not self.naive and deliveries and healthy and not self.shutdown.requested:
                     ahead = puller.submit(self.pull)
                 if deliveries:
                     self.process(deliveries)
                 else:
                     self._recovered()
+                if ahead is not None and self._failing_since is not None:
+                    # The store failed meanwhile: hand the batch pulled ahead back for
+                    # later rather than hold its lease through the outage.
+                    self._release(ahead, seconds=STORE_RETRY_SECONDS)
+                    ahead = None
                 self._maybe_log_stats()
         finally:
             if ahead is not None:
                 self._release(ahead)
             puller.shutdown(wait=True)
             self._settler.shutdown(wait=True)
-            self._settler = None
+            self._settler = self._settling = None
         self.log_stats(final=True)
         return self.stats
 
-    def _release(self, pulled: futures.Future) -> None:
-        """Give a batch pulled ahead back to Pub/Sub for immediate redelivery."""
+    def _release(self, pulled: futures.Future, seconds: float = 0) -> None:
+        """Give a batch pulled ahead back to Pub/Sub, redelivered after `seconds`."""
         try:
             deliveries = pulled.result(timeout=self.pull_timeout + 5)
-        except Exception:
+        except Exception:  # nothing pulled, nothing to give back
             return
         if deliveries:
-            self._send_settlement([], {0: [d.ack_id for d in deliveries]})
+            self._send_settlement([], {int(seconds): [d.ack_id for d in deliveries]})
 
     def pull(self) -> list[Delivery]:
         """One batch (possibly empty after `pull_timeout`)."""
@@ -243,7 +250,10 @@ class Consumer:
                 self._send_settlement([ack_id], {})
             self._send_settlement([], deadlines)
         elif self._settler is not None:
-            self._settler.submit(self._send_settlement, to_ack, deadlines)
+            # One settlement in flight at a time: acks never fall behind the stores.
+            if self._settling is not None:
+                self._settling.result()
+            self._settling = self._settler.submit(self._send_settlement, to_ack, deadlines)
         else:
             self._send_settlement(to_ack, deadlines)
         self._log_batch(deliveries, outcomes)
@@ -323,6 +333,8 @@ class Consumer:
             "delivery_attempt": str(delivery.delivery_attempt),
             **outcome.attributes,
         }
+        if "redriven_from" in delivery.attributes:  # a payment re-driven before, failing again
+            attributes["redriven_from"] = delivery.attributes["redriven_from"]
         return {key: _clip(value) for key, value in attributes.items()}
 
     # ------------------------------------------------------------ settling
@@ -346,7 +358,7 @@ class Consumer:
                         retry=None,
                         timeout=SETTLE_TIMEOUT,
                     )
-        except google_errors.GoogleAPIError as error:
+        except Exception as error:  # any failure only means a later redelivery
             logger.warning(
                 "%s: could not settle a batch with Pub/Sub (%s); it will be redelivered",
                 self.name,

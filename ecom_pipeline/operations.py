@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from google.api_core import exceptions as google_errors
@@ -25,8 +25,10 @@ from ecom_pipeline.settings import Settings
 logger = logging.getLogger(__name__)
 
 PULL_TIMEOUT = 5.0
-PUBLISH_TIMEOUT = 60.0
-REDRIVE_LEASE = 15  # seconds: what a killed re-drive held is back on the DLQ this soon
+PUBLISH_TIMEOUT = 30.0
+REDRIVE_LEASE = 45  # seconds, > PUBLISH_TIMEOUT: the lease of a batch being re-driven
+PUBSUB_FORWARDED = "pubsub_max_delivery_attempts"
+FORWARDED_MARK = "CloudPubSubDeadLetterSourceDeliveryCount"
 
 
 # ---------------------------------------------------------------- status
@@ -124,9 +126,7 @@ def dead_letter_status(
     for message in messages:
         attributes = dict(message.attributes)
         reason = attributes.get("reason") or (
-            "pubsub_max_delivery_attempts"
-            if "CloudPubSubDeadLetterSourceDeliveryCount" in attributes
-            else "unknown"
+            PUBSUB_FORWARDED if FORWARDED_MARK in attributes else "unknown"
         )
         status.reasons[reason] += 1
         if len(status.examples) < 3:
@@ -161,6 +161,9 @@ class RedriveReport:
     left: Counter[str] = field(default_factory=Counter)
 
 
+REDRIVABLE = ("order_not_found", PUBSUB_FORWARDED)
+
+
 def redrive(
     settings: Settings,
     subscriber: pubsub_v1.SubscriberClient,
@@ -175,26 +178,31 @@ def redrive(
 ) -> RedriveReport:
     """Republish dead-lettered payments to the payments topic, then ack them.
 
-    A dead letter is acked only after its republish is confirmed, so an
-    interrupted re-drive loses nothing; at worst a payment is republished twice,
-    which the payment consumer handles as any redelivery. Messages that stay are
-    released at the end, untouched.
+    Only payments dead-lettered for a missing order (or forwarded by Pub/Sub's own
+    policy) are candidates: an invalid one would only come back. A dead letter is
+    acked only after its republish is confirmed, so an interrupted re-drive loses
+    nothing; at worst a payment is republished twice, which the payment consumer
+    handles as any redelivery. Dead letters newer than the run are left alone, so
+    a payment that fails again cannot loop. What stays is released at the end.
     """
     subscription = subscriber.subscription_path(
         settings.project, settings.payments_dlq_subscription
     )
     topic = publisher.topic_path(settings.project, settings.payments_topic)
+    started = time.time()
     report = RedriveReport()
     seen: set[str] = set()
     kept: list[str] = []
     try:
-        for batch in _batches(subscriber, subscription, batch_size):
+        while limit is None or report.examined < limit:
+            wanted = batch_size if limit is None else min(batch_size, limit - report.examined)
+            batch = _pull_batch(subscriber, subscription, wanted)
             fresh = [r for r in batch if r.message.message_id not in seen]
             kept += [r.ack_id for r in batch if r.message.message_id in seen]
             if not fresh:
                 break
             seen.update(r.message.message_id for r in fresh)
-            chosen = _choose(fresh, store, everything, report)
+            chosen = _choose(fresh, store, everything, report, started)
             kept += [r.ack_id for r in fresh if r.ack_id not in chosen]
             if dry_run:
                 for received in fresh:
@@ -203,62 +211,69 @@ def redrive(
                     print(f"{action:<9} {received.message.message_id}  {why}")
                 kept += list(chosen)
             else:
-                report.republished += _republish(
-                    publisher, subscriber, subscription, topic, fresh, chosen
-                )
+                done = _republish(publisher, subscriber, subscription, topic, fresh, chosen)
+                report.republished += done
+                report.left["republish_failed"] += len(chosen) - done
             report.examined += len(fresh)
-            if should_stop() or (limit is not None and report.examined >= limit):
+            if should_stop():
                 break
     finally:
         release(subscriber, subscription, kept)
+    report.left = +report.left  # drop zero counts
     return report
 
 
-def _batches(subscriber, subscription: str, batch_size: int) -> Iterator[list]:
-    while True:
-        try:
-            response = subscriber.pull(
-                subscription=subscription, max_messages=batch_size, timeout=PULL_TIMEOUT
-            )
-        except google_errors.DeadlineExceeded:
-            return
-        received = list(response._pb.received_messages)
-        if not received:
-            return
+def _pull_batch(subscriber, subscription: str, wanted: int) -> list:
+    """Up to `wanted` dead letters, leased for REDRIVE_LEASE seconds."""
+    try:
+        response = subscriber.pull(
+            subscription=subscription, max_messages=wanted, timeout=PULL_TIMEOUT
+        )
+    except google_errors.DeadlineExceeded:
+        return []
+    received = list(response._pb.received_messages)[:wanted]
+    if received:
         subscriber.modify_ack_deadline(
             subscription=subscription,
             ack_ids=[r.ack_id for r in received],
             ack_deadline_seconds=REDRIVE_LEASE,
         )
-        yield received
+    return received
+
+
+def _reason(received) -> str:
+    attributes = received.message.attributes
+    if "reason" in attributes:
+        return attributes["reason"]
+    return PUBSUB_FORWARDED if FORWARDED_MARK in attributes else "unknown"
 
 
 def _choose(
-    batch: list, store: FactStore, everything: bool, report: RedriveReport
+    batch: list, store: FactStore, everything: bool, report: RedriveReport, started: float
 ) -> dict[str, str]:
-    """ack id -> why it is republished."""
+    """ack id -> why it is republished; the rest are counted in `report.left`."""
     payments = {}
     for received in batch:
-        try:
-            payments[received.ack_id] = parse_payment(received.message.data)
-        except InvalidMessage as error:
-            if everything:
-                payments[received.ack_id] = None
-            else:
+        reason = _reason(received)
+        published = received.message.publish_time
+        if published.seconds + published.nanos / 1e9 > started:
+            report.left["dead-lettered during this run"] += 1
+        elif reason not in REDRIVABLE:
+            report.left[reason] += 1
+        else:
+            try:
+                payments[received.ack_id] = parse_payment(received.message.data)
+            except InvalidMessage as error:
                 report.left[error.reason] += 1
-    known = [p for p in payments.values() if p is not None]
     exists = dict(
         zip(
-            [p.order_id for p in known],
-            store.existing_orders([p.order_id for p in known]),
+            [p.order_id for p in payments.values()],
+            store.existing_orders([p.order_id for p in payments.values()]),
             strict=True,
         )
     )
     chosen = {}
     for ack_id, payment in payments.items():
-        if payment is None:
-            chosen[ack_id] = "--all: republished although invalid"
-            continue
         found = exists[payment.order_id]
         if isinstance(found, Exception):
             raise found
