@@ -70,7 +70,7 @@ def add_cassandra_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_common_flags(parser: argparse.ArgumentParser, stats_interval: float = 10.0) -> None:
+def add_common_flags(parser: argparse.ArgumentParser, stats_interval: float = 5.0) -> None:
     parser.add_argument(
         "--metrics-port",
         type=positive_int,

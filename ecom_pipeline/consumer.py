@@ -108,7 +108,7 @@ class Consumer:
         shutdown: Shutdown,
         batch_size: int = 1000,
         pull_timeout: float = 3.0,
-        stats_interval: float = 10.0,
+        stats_interval: float = 5.0,
         health_check: Callable[[], object] | None = None,
         naive: bool = False,
         metrics: Metrics | None = None,

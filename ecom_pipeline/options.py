@@ -13,7 +13,7 @@ class ProducerOptions:
     count: int | None = None  # None: orders forever, payments one pass over the ids
     seed: int | None = None
     max_in_flight: int = 1000
-    stats_interval: float = 10.0
+    stats_interval: float = 5.0
     metrics_port: int | None = None
 
 
@@ -21,7 +21,7 @@ class ProducerOptions:
 class ConsumerOptions:
     batch_size: int = 1000
     concurrency: int = 256
-    stats_interval: float = 10.0
+    stats_interval: float = 5.0
     naive: bool = False
     metrics_port: int | None = None
 

@@ -55,7 +55,7 @@ class Producer:
         shutdown: Shutdown,
         max_in_flight: int = 1000,
         max_attempts: int = 5,
-        stats_interval: float = 10.0,
+        stats_interval: float = 5.0,
         metrics: Metrics | None = None,
     ) -> None:
         self.name = name
