@@ -220,8 +220,7 @@ class ConsumerProcess:
 
     def usage(self) -> tuple[float, float]:
         """CPU seconds so far and peak resident memory in MB."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        cpu = _cpu_seconds(self.process.pid)
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         peak_kb = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
         return cpu, peak_kb / 1024

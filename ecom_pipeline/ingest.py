@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from cassandra import InvalidRequest
 
@@ -20,7 +21,6 @@ from ecom_pipeline.consumer import (
 )
 from ecom_pipeline.messages import (
     InvalidMessage,
-    Order,
     Payment,
     order_id_of,
     parse_order,
@@ -29,6 +29,7 @@ from ecom_pipeline.messages import (
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MIN_DELAY_SECONDS = 2.0
 MAX_DELAY_SECONDS = 60.0
 
@@ -38,6 +39,19 @@ def _store_failure(action: str, error: Exception) -> Outcome:
     if isinstance(error, (TypeError, ValueError, InvalidRequest)):
         return DeadLetter("unstorable", f"Cassandra refused the {action}: {error}")
     return Retry(STORE_RETRY_SECONDS, f"Cassandra {action} failed: {error}")
+
+
+def _parse_all(
+    deliveries: Sequence[Delivery], parse: Callable[[bytes], T], outcomes: list
+) -> list[tuple[int, T]]:
+    """(index, message) of each valid delivery; each invalid one's outcome is a dead letter."""
+    parsed: list[tuple[int, T]] = []
+    for index, delivery in enumerate(deliveries):
+        try:
+            parsed.append((index, parse(delivery.data)))
+        except InvalidMessage as error:
+            outcomes[index] = _invalid(delivery, error)
+    return parsed
 
 
 def _invalid(delivery: Delivery, error: InvalidMessage) -> DeadLetter:
@@ -54,12 +68,7 @@ class OrderIngest:
 
     def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(deliveries)
-        orders: list[tuple[int, Order]] = []
-        for index, delivery in enumerate(deliveries):
-            try:
-                orders.append((index, parse_order(delivery.data)))
-            except InvalidMessage as error:
-                outcomes[index] = _invalid(delivery, error)
+        orders = _parse_all(deliveries, parse_order, outcomes)
         errors = self.store.upsert_orders([order for _, order in orders])
         for (index, order), error in zip(orders, errors, strict=True):
             outcomes[index] = (
@@ -87,13 +96,7 @@ class PaymentIngest:
 
     def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(deliveries)
-        payments: list[tuple[int, Payment]] = []
-        for index, delivery in enumerate(deliveries):
-            try:
-                payments.append((index, parse_payment(delivery.data)))
-            except InvalidMessage as error:
-                outcomes[index] = _invalid(delivery, error)
-
+        payments = _parse_all(deliveries, parse_payment, outcomes)
         exists = self.store.existing_orders([p.order_id for _, p in payments])
         attachable: list[tuple[int, Payment]] = []
         now = dt.datetime.now(dt.UTC)

@@ -125,9 +125,7 @@ def dead_letter_status(
     status = DeadLetterStatus(name, count=len(messages), complete=complete)
     for message in messages:
         attributes = dict(message.attributes)
-        reason = attributes.get("reason") or (
-            PUBSUB_FORWARDED if FORWARDED_MARK in attributes else "unknown"
-        )
+        reason = dead_letter_reason(attributes)
         status.reasons[reason] += 1
         if len(status.examples) < 3:
             status.examples.append(f"{reason}: {attributes.get('error', '')}"[:160])
@@ -241,11 +239,11 @@ def _pull_batch(subscriber, subscription: str, wanted: int) -> list:
     return received
 
 
-def _reason(received) -> str:
-    attributes = received.message.attributes
-    if "reason" in attributes:
-        return attributes["reason"]
-    return PUBSUB_FORWARDED if FORWARDED_MARK in attributes else "unknown"
+def dead_letter_reason(attributes) -> str:
+    """Why a message is on a DLQ: our `reason`, or Pub/Sub's own forwarding."""
+    return attributes.get("reason") or (
+        PUBSUB_FORWARDED if FORWARDED_MARK in attributes else "unknown"
+    )
 
 
 def _choose(
@@ -254,7 +252,7 @@ def _choose(
     """ack id -> why it is republished; the rest are counted in `report.left`."""
     payments = {}
     for received in batch:
-        reason = _reason(received)
+        reason = dead_letter_reason(received.message.attributes)
         published = received.message.publish_time
         if published.seconds + published.nanos / 1e9 > started:
             report.left["dead-lettered during this run"] += 1

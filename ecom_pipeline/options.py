@@ -26,5 +26,6 @@ class ConsumerOptions:
     metrics_port: int | None = None
 
 
+CONSUMER = ConsumerOptions()
 ORDER_PRODUCER = ProducerOptions(interval=2.0, last_id=80)
 PAYMENT_PRODUCER = ProducerOptions(interval=1.0, last_id=500)

@@ -15,7 +15,13 @@ from ecom_pipeline.consumer import Consumer, Handler
 from ecom_pipeline.ingest import OrderIngest, PaymentIngest
 from ecom_pipeline.messages import mock_order, mock_payment
 from ecom_pipeline.metrics import Metrics
-from ecom_pipeline.options import ORDER_PRODUCER, PAYMENT_PRODUCER, ConsumerOptions, ProducerOptions
+from ecom_pipeline.options import (
+    CONSUMER,
+    ORDER_PRODUCER,
+    PAYMENT_PRODUCER,
+    ConsumerOptions,
+    ProducerOptions,
+)
 from ecom_pipeline.producer import Producer, id_sequence
 from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
@@ -57,7 +63,7 @@ def publish_payments(settings: Settings, options: ProducerOptions = PAYMENT_PROD
     )
 
 
-def consume_orders(settings: Settings, options: ConsumerOptions = ConsumerOptions()) -> int:  # noqa: B008
+def consume_orders(settings: Settings, options: ConsumerOptions = CONSUMER) -> int:
     """Store orders from orders_data-sub until stopped; exit code."""
     return _consume(
         settings,
@@ -71,7 +77,7 @@ def consume_orders(settings: Settings, options: ConsumerOptions = ConsumerOption
 
 def consume_payments(
     settings: Settings,
-    options: ConsumerOptions = ConsumerOptions(),  # noqa: B008
+    options: ConsumerOptions = CONSUMER,
     order_wait: float = 120.0,
 ) -> int:
     """Attach payments from payments_data-sub to their orders until stopped; exit code."""
