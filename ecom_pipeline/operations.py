@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from google.api_core import exceptions as google_errors
 from google.cloud import pubsub_v1
 
-from ecom_pipeline.cassandra_store import FactStore, prepare_in_keyspace
+from ecom_pipeline.cassandra_store import CassandraUnavailable, FactStore, prepare_in_keyspace
 from ecom_pipeline.messages import InvalidMessage, parse_payment
 from ecom_pipeline.settings import Settings
 
@@ -274,7 +274,7 @@ def _choose(
     for ack_id, payment in payments.items():
         found = exists[payment.order_id]
         if isinstance(found, Exception):
-            raise found
+            raise CassandraUnavailable(f"cannot read the orders from Cassandra: {found}")
         if found:
             chosen[ack_id] = f"order {payment.order_id} exists now"
         elif everything:
