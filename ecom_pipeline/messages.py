@@ -30,6 +30,8 @@ PAYMENT_ID_OFFSET = 1000
 # 13 to 19 digits, optionally grouped by single spaces or dashes: what a full
 # card number (PAN) looks like. No Luhn check: anything that looks like one is refused.
 CARD_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ -]?\d){12,18}(?!\d|\.\d)")
+# Every CARD_NUMBER match is such a run; this cheaper search rules most messages out.
+CARD_NUMBER_CANDIDATE = re.compile(r"\d[\d -]{11,}\d")
 
 
 class InvalidMessage(ValueError):
@@ -151,7 +153,7 @@ def _mask(match: re.Match[str]) -> str:
 
 def _refuse_card_numbers(text: str) -> None:
     """Checked before anything else reads the fields, so no error message can echo one."""
-    if not CARD_NUMBER.search(text):
+    if not CARD_NUMBER_CANDIDATE.search(text) or not CARD_NUMBER.search(text):
         return
     field = "message"
     try:
