@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from ecom_pipeline.options import ConsumerOptions, ProducerOptions
+from ecom_pipeline.options import CONSUMER, ConsumerOptions, ProducerOptions
 from ecom_pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -223,14 +223,29 @@ def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=positive_int,
-        default=1000,
+        default=CONSUMER.batch_size,
         help="messages pulled at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--pulls",
+        type=positive_int,
+        default=CONSUMER.pulls,
+        help="pull requests kept in flight while a batch is stored; those that have returned "
+        "make the next batch (default %(default)s)",
     )
     parser.add_argument(
         "--concurrency",
         type=positive_int,
-        default=256,
+        default=CONSUMER.concurrency,
         help="Cassandra requests in flight at most (default %(default)s)",
+    )
+    parser.add_argument(
+        "--write-batch",
+        type=positive_int,
+        default=CONSUMER.write_batch,
+        help="rows written per Cassandra request, in unlogged batches of rows whose partitions "
+        "the same replicas own; 1 writes each row alone; above 10 Cassandra's default settings "
+        "log a warning per batch (default %(default)s)",
     )
     parser.add_argument(
         "--naive",
@@ -246,7 +261,9 @@ def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
 def consumer_options(args: argparse.Namespace) -> ConsumerOptions:
     return ConsumerOptions(
         batch_size=args.batch_size,
+        pulls=args.pulls,
         concurrency=args.concurrency,
+        write_batch=args.write_batch,
         stats_interval=args.stats_interval,
         naive=args.naive,
         metrics_port=args.metrics_port,

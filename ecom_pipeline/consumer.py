@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -107,6 +107,7 @@ class Consumer:
         publisher: pubsub_v1.PublisherClient,
         shutdown: Shutdown,
         batch_size: int = 1000,
+        pulls: int = 4,
         pull_timeout: float = 3.0,
         stats_interval: float = 5.0,
         health_check: Callable[[], object] | None = None,
@@ -124,6 +125,8 @@ class Consumer:
         self.publisher = publisher
         self.shutdown = shutdown
         self.batch_size = batch_size
+        self.pulls = pulls
+        self._in_flight: set[futures.Future] = set()
         self.pull_timeout = pull_timeout
         self.stats_interval = stats_interval
         self.subscription_name = subscription
@@ -139,65 +142,66 @@ class Consumer:
     def run(self) -> Counter[str]:
         """Process batches until a stop is requested; returns the counts.
 
-        Pipelined: the next batch is pulled, and the previous one acked, while the
-        current one is stored. A stop finishes the batch in hand and releases the
-        one pulled ahead, so another consumer gets it at once.
+        Pipelined: `pulls` pull requests stay in flight while a batch is stored,
+        and all that have returned by then make the next batch (a pull brings what
+        the server has at hand, the emulator at most 100 messages). Acks go out in
+        the background. A stop finishes the batch in hand and releases what was
+        pulled ahead, so another consumer gets it at once.
         """
         logger.info("%s: pulling from %s", self.name, self.subscription)
         first_pull = True
-        puller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull")
+        puller = ThreadPoolExecutor(max_workers=self.pulls, thread_name_prefix="pull")
         self._settler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="settle")
-        ahead: futures.Future | None = None
         try:
             while not self.shutdown.requested:
-                pulled = ahead or puller.submit(self.pull)
-                ahead = None
-                try:
-                    deliveries = pulled.result()
-                except SubscriptionGone:
-                    if first_pull:
-                        raise
-                    self._trouble(
-                        f"subscription {self.subscription} is gone; run ./setup_pubsub.sh"
-                    )
-                    continue
-                except google_errors.GoogleAPIError as error:
-                    self.metrics.error("pubsub")
-                    self._trouble(
-                        f"cannot pull from Pub/Sub: {getattr(error, 'message', None) or error}"
-                    )
+                # One pull at a time for the baseline, and while something is failing.
+                wanted = 1 if self.naive or self._failing_since is not None else self.pulls
+                while len(self._in_flight) < wanted:
+                    self._in_flight.add(puller.submit(self.pull))
+                done, self._in_flight = futures.wait(
+                    self._in_flight, return_when=futures.FIRST_COMPLETED
+                )
+                deliveries, failure = _returned(done)
+                if failure is not None and not deliveries:
+                    if isinstance(failure, SubscriptionGone):
+                        if first_pull:
+                            raise failure
+                        self._trouble(
+                            f"subscription {self.subscription} is gone; run ./setup_pubsub.sh"
+                        )
+                    else:
+                        self.metrics.error("pubsub")
+                        self._trouble(
+                            "cannot pull from Pub/Sub: "
+                            f"{getattr(failure, 'message', None) or failure}"
+                        )
                     continue
                 first_pull = False
-                healthy = self._failing_since is None
-                if not self.naive and deliveries and healthy and not self.shutdown.requested:
-                    ahead = puller.submit(self.pull)
                 if deliveries:
                     self.process(deliveries)
                 else:
                     self._recovered()
-                if ahead is not None and self._failing_since is not None:
-                    # The store failed meanwhile: hand the batch pulled ahead back for
-                    # later rather than hold its lease through the outage.
-                    self._release(ahead, seconds=STORE_RETRY_SECONDS)
-                    ahead = None
                 self._maybe_log_stats()
         finally:
-            if ahead is not None:
-                self._release(ahead)
+            self._release_pulled_ahead()
             puller.shutdown(wait=True)
             self._settler.shutdown(wait=True)
             self._settler = self._settling = None
         self.log_stats(final=True)
         return self.stats
 
-    def _release(self, pulled: futures.Future, seconds: float = 0) -> None:
-        """Give a batch pulled ahead back to Pub/Sub, redelivered after `seconds`."""
-        try:
-            deliveries = pulled.result(timeout=self.pull_timeout + 5)
-        except Exception:  # nothing pulled, nothing to give back
-            return
-        if deliveries:
-            self._send_settlement([], {int(seconds): [d.ack_id for d in deliveries]})
+    def _release_pulled_ahead(self, seconds: float = 0) -> None:
+        """Give what the pulls in flight bring back to Pub/Sub, redelivered after `seconds`."""
+        done, _ = futures.wait(self._in_flight, timeout=self.pull_timeout + 5)
+        self._in_flight = set()
+        ack_ids = []
+        for pulled in done:
+            try:
+                ack_ids += [delivery.ack_id for delivery in pulled.result()]
+            except Exception:  # nothing pulled, nothing to give back
+                continue
+        if ack_ids:
+            self._send_settlement([], {int(seconds): ack_ids})
 
     def pull(self) -> list[Delivery]:
         """One batch (possibly empty after `pull_timeout`)."""
@@ -260,6 +264,8 @@ class Consumer:
         retries = [o for o in outcomes if isinstance(o, Retry)]
         if retries:
             self._trouble(retries[0].error)
+            # Rather than hold their leases through the outage.
+            self._release_pulled_ahead(seconds=STORE_RETRY_SECONDS)
             self._wait_until_healthy()
         else:
             self._recovered()
@@ -444,6 +450,18 @@ class Consumer:
                 }
             },
         )
+
+
+def _returned(done: Iterable[futures.Future]) -> tuple[list[Delivery], Exception | None]:
+    """The deliveries of the pulls that returned, and a pull's failure if any failed."""
+    deliveries: list[Delivery] = []
+    failure = None
+    for pulled in done:
+        try:
+            deliveries += pulled.result()
+        except (SubscriptionGone, google_errors.GoogleAPIError) as error:
+            failure = error
+    return deliveries, failure
 
 
 def _delivery(received) -> Delivery:

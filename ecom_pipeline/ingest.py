@@ -7,9 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from cassandra import InvalidRequest
-
-from ecom_pipeline.cassandra_store import FactStore
+from ecom_pipeline.cassandra_store import FactStore, is_refusal
 from ecom_pipeline.consumer import (
     STORE_RETRY_SECONDS,
     DeadLetter,
@@ -36,7 +34,7 @@ MAX_DELAY_SECONDS = 60.0
 
 def _store_failure(action: str, error: Exception) -> Outcome:
     """A value Cassandra refuses is the message's fault; anything else is an outage."""
-    if isinstance(error, (TypeError, ValueError, InvalidRequest)):
+    if is_refusal(error):
         return DeadLetter("unstorable", f"Cassandra refused the {action}: {error}")
     return Retry(STORE_RETRY_SECONDS, f"Cassandra {action} failed: {error}")
 

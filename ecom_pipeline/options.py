@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ecom_pipeline.cassandra_store import WRITE_BATCH
+
 
 @dataclass(frozen=True)
 class ProducerOptions:
@@ -20,7 +22,9 @@ class ProducerOptions:
 @dataclass(frozen=True)
 class ConsumerOptions:
     batch_size: int = 1000
+    pulls: int = 4
     concurrency: int = 256
+    write_batch: int = WRITE_BATCH
     stats_interval: float = 5.0
     naive: bool = False
     metrics_port: int | None = None

@@ -168,6 +168,7 @@ def _consume(
             settings,
             concurrency=1 if naive else options.concurrency,
             exists_chunk=1 if naive else EXISTS_CHUNK,
+            write_batch=1 if naive else options.write_batch,
         )
         consumer = Consumer(
             name=name,
@@ -182,6 +183,7 @@ def _consume(
             publisher=publisher,
             shutdown=shutdown,
             batch_size=NAIVE_BATCH if naive else options.batch_size,
+            pulls=1 if naive else options.pulls,
             stats_interval=options.stats_interval,
         )
         consumer.run()
