@@ -244,41 +244,50 @@ class FactStore:
         share its result.
         """
         results: list[Exception | None] = [None] * len(rows)
-        key_of: dict[int, bytes] = {}
-        latest: dict[bytes, BoundStatement] = {}
+        key_of: dict[int, Hashable] = {}
+        latest: dict[Hashable, BoundStatement] = {}
         for index, values in enumerate(rows):
             try:
                 bound = statement.bind(values)
             except Exception as error:  # what execute_concurrent would report for the row
                 results[index] = error
                 continue
-            key_of[index] = bound.routing_key
-            latest[bound.routing_key] = bound
+            # Without a known partition key a row is merged with no other.
+            key = index if bound.routing_key is None else bound.routing_key
+            key_of[index] = key
+            latest[key] = bound
 
-        groups = self._by_replicas(list(latest.values()))
-        written: dict[bytes, Exception | None] = {}
-        alone: list[list[BoundStatement]] = []
+        groups = self._by_replicas(list(latest.items()))
+        written: dict[Hashable, Exception | None] = {}
+        alone: list[list[tuple[Hashable, BoundStatement]]] = []
         for group, error in zip(groups, self._execute(groups), strict=True):
             if error is not None and len(group) > 1 and is_refusal(error):
                 # Again row by row, so that only the row at fault is refused.
-                alone.extend([bound] for bound in group)
+                alone.extend([row] for row in group)
             else:
-                written.update(dict.fromkeys((bound.routing_key for bound in group), error))
-        for [bound], error in zip(alone, self._execute(alone), strict=True):
-            written[bound.routing_key] = error
+                written.update(dict.fromkeys((key for key, _ in group), error))
+        for [(key, _)], error in zip(alone, self._execute(alone), strict=True):
+            written[key] = error
         for index, key in key_of.items():
             results[index] = written[key]
         return results
 
-    def _by_replicas(self, rows: list[BoundStatement]) -> list[list[BoundStatement]]:
+    def _by_replicas(
+        self, rows: list[tuple[Hashable, BoundStatement]]
+    ) -> list[list[tuple[Hashable, BoundStatement]]]:
         metadata = self.session.cluster.metadata
-        return replica_groups(
-            rows,
-            lambda bound: frozenset(metadata.get_replicas(bound.keyspace, bound.routing_key)),
-            self.write_batch,
-        )
 
-    def _execute(self, groups: list[list[BoundStatement]]) -> list[Exception | None]:
+        def replicas(row: tuple[Hashable, BoundStatement]) -> frozenset:
+            bound = row[1]
+            if bound.routing_key is None:
+                return frozenset()
+            return frozenset(metadata.get_replicas(bound.keyspace, bound.routing_key))
+
+        return replica_groups(rows, replicas, self.write_batch)
+
+    def _execute(
+        self, groups: list[list[tuple[Hashable, BoundStatement]]]
+    ) -> list[Exception | None]:
         """Each group in one request, `concurrency` in flight; per group None or the error."""
         if not groups:
             return []
@@ -302,11 +311,13 @@ def replica_groups(rows: list[T], replicas_of: Callable[[T], Hashable], size: in
     ]
 
 
-def _one_request(group: list[BoundStatement]) -> BoundStatement | BatchStatement:
+def _one_request(
+    group: list[tuple[Hashable, BoundStatement]],
+) -> BoundStatement | BatchStatement:
     if len(group) == 1:
-        return group[0]
+        return group[0][1]
     batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-    for bound in group:
+    for _, bound in group:
         batch.add(bound)
     batch.is_idempotent = True
     return batch
