@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from ecom_pipeline.options import CONSUMER, ConsumerOptions, ProducerOptions
 from ecom_pipeline.settings import Settings
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -207,16 +211,7 @@ def add_producer_flags(
 
 
 def producer_options(args: argparse.Namespace) -> ProducerOptions:
-    return ProducerOptions(
-        interval=args.interval,
-        first_id=args.first_id,
-        last_id=args.last_id,
-        count=args.count,
-        seed=args.seed,
-        max_in_flight=args.max_in_flight,
-        stats_interval=args.stats_interval,
-        metrics_port=args.metrics_port,
-    )
+    return _options_from(args, ProducerOptions)
 
 
 def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
@@ -259,12 +254,11 @@ def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def consumer_options(args: argparse.Namespace) -> ConsumerOptions:
-    return ConsumerOptions(
-        batch_size=args.batch_size,
-        pulls=args.pulls,
-        concurrency=args.concurrency,
-        write_batch=args.write_batch,
-        stats_interval=args.stats_interval,
-        naive=args.naive,
-        metrics_port=args.metrics_port,
+    return _options_from(args, ConsumerOptions)
+
+
+def _options_from(args: argparse.Namespace, options: type[T]) -> T:
+    """An options dataclass from the flags of the same names (a missing flag raises)."""
+    return options(
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(options)}
     )

@@ -138,3 +138,20 @@ def test_json_logs_are_one_object_per_line_with_the_stats_figures(capsys):
     assert first["level"] == "INFO" and first["time"].endswith("Z")
     assert second["level"] == "WARNING" and "stats" not in second
     logging.getLogger().handlers.clear()
+
+
+def test_every_role_option_has_its_flag_and_defaults_match_the_roles():
+    import argparse
+
+    from ecom_pipeline import cli
+    from ecom_pipeline.options import CONSUMER, ORDER_PRODUCER
+
+    consumer = argparse.ArgumentParser()
+    cli.add_consumer_flags(consumer)
+    assert cli.consumer_options(consumer.parse_args([])) == CONSUMER
+    tuned = cli.consumer_options(consumer.parse_args(["--pulls", "2", "--write-batch", "3"]))
+    assert (tuned.pulls, tuned.write_batch) == (2, 3)
+
+    producer = argparse.ArgumentParser()
+    cli.add_producer_flags(producer, what="orders", interval=2.0, last_id=80, count_help="n")
+    assert cli.producer_options(producer.parse_args([])) == ORDER_PRODUCER
