@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from ecom_pipeline.cassandra_store import CassandraUnavailable, open_session
+from ecom_pipeline.cassandra_session import CassandraUnavailable, open_session
 from ecom_pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -472,7 +472,8 @@ def ensure_roles_and_schema(settings: Settings) -> None:
         logger.info("dropping the default superuser 'cassandra'")
         run_cql_file(session, CASSANDRA_SOURCE / "drop_default_role.cql")
     try:
-        run_cql_file(session, SCHEMA_FILE)
+        for statement in schema_statements(settings.cassandra_keyspace):
+            session.execute(statement, timeout=60)
         release = session.execute("SELECT release_version FROM system.local").one()[0]
     finally:
         session.cluster.shutdown()
@@ -491,6 +492,24 @@ def cql_statements(text: str) -> Iterator[str]:
     for statement in "\n".join(lines).split(";"):
         if statement.strip():
             yield statement.strip()
+
+
+KEYSPACE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
+
+
+def schema_statements(keyspace: str) -> list[str]:
+    """schema.cql's statements for `keyspace` (CASSANDRA_KEYSPACE), which names every table.
+
+    A keyspace is an identifier, which CQL cannot bind as a value: it is checked
+    against Cassandra's rule for unquoted names before it takes `ecom_store`'s place.
+    """
+    if not KEYSPACE_NAME.fullmatch(keyspace):
+        raise SetupError(
+            f"CASSANDRA_KEYSPACE must be letters, digits and underscores (at most 48, "
+            f"starting with a letter), not {keyspace!r}"
+        )
+    text = re.sub(r"\becom_store\b", keyspace, SCHEMA_FILE.read_text())
+    return list(cql_statements(text))
 
 
 def run_cql_file(session, path: Path) -> None:

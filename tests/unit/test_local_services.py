@@ -63,3 +63,15 @@ def test_missing_gcloud_says_what_to_install(monkeypatch, tmp_path):
     settings = services.Settings.from_env({"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"})
     with pytest.raises(SetupError, match=r"gcloud.*not installed.*pubsub-emulator"):
         services.start_emulator(settings)
+
+
+def test_schema_is_applied_to_the_configured_keyspace():
+    statements = services.schema_statements("shop_test")
+    assert statements[0].startswith("CREATE KEYSPACE IF NOT EXISTS shop_test")
+    assert all("ecom_store" not in statement for statement in statements)
+
+
+@pytest.mark.parametrize("name", ["", "1shop", "shop; DROP KEYSPACE x", "a" * 49, 'shop"'])
+def test_a_keyspace_that_is_not_a_plain_name_is_refused(name):
+    with pytest.raises(SetupError, match="CASSANDRA_KEYSPACE"):
+        services.schema_statements(name)
