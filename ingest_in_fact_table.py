@@ -19,14 +19,7 @@ from ecom_pipeline import cli, roles
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser_for(__doc__, "Environment: see README.md, Settings.")
-    parser.add_argument(
-        "--order-wait",
-        type=cli.non_negative_float,
-        default=120.0,
-        metavar="SECONDS",
-        help="how long after its publish a payment may wait for its order before it is "
-        "dead-lettered; 0 = at once (default %(default)g)",
-    )
+    cli.add_order_wait_flag(parser)
     cli.add_consumer_flags(parser)
     args = parser.parse_args(argv)
     cli.configure_logging(args)

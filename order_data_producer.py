@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import sys
 
-from ecom_pipeline import cli, roles
+from ecom_pipeline import cli, options, roles
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser_for(__doc__, "Environment: see README.md, Settings.")
     cli.add_producer_flags(
         parser,
+        options.ORDER_PRODUCER,
         what="orders",
-        interval=2.0,
-        last_id=80,
         count_help="orders in all (default: forever)",
     )
     args = parser.parse_args(argv)

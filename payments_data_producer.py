@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import sys
 
-from ecom_pipeline import cli, roles
+from ecom_pipeline import cli, options, roles
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser_for(__doc__, "Environment: see README.md, Settings.")
     cli.add_producer_flags(
         parser,
+        options.PAYMENT_PRODUCER,
         what="payments",
-        interval=1.0,
-        last_id=500,
         count_help="payments in all, cycling the ids (default: each id once)",
     )
     args = parser.parse_args(argv)

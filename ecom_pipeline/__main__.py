@@ -15,9 +15,10 @@ import sys
 from google.api_core import exceptions as google_errors
 
 from ecom_pipeline import cli
-from ecom_pipeline.cassandra_store import FactStore, open_session
+from ecom_pipeline.cassandra_session import open_session
+from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.operations import dead_letter_status, print_status, redrive, table_status
-from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
+from ecom_pipeline.pubsub import SETUP_HINT, publisher_client, subscriber_client
 from ecom_pipeline.shutdown import Shutdown
 
 
@@ -27,10 +28,10 @@ def status(args: argparse.Namespace) -> int:
     session = open_session(settings)
     subscriber = subscriber_client(settings)
     try:
-        table = table_status(session, settings)
+        table = table_status(FactStore(session, settings))
         dead_letters = [
-            dead_letter_status(subscriber, settings, name, args.limit)
-            for name in (settings.payments_dlq_subscription, settings.orders_dlq_subscription)
+            dead_letter_status(subscriber, settings, stream, args.limit)
+            for stream in (settings.payments, settings.orders)
         ]
     finally:
         session.cluster.shutdown()
@@ -112,10 +113,7 @@ def _with_clear_pubsub_errors(args: argparse.Namespace) -> int:
     try:
         return args.function(args)
     except google_errors.NotFound as error:
-        raise cli.SetupProblem(
-            f"{error.message}: run ./setup_pubsub.sh (or check GOOGLE_CLOUD_PROJECT and "
-            "PUBSUB_EMULATOR_HOST)"
-        ) from None
+        raise cli.SetupProblem(f"{error.message}: {SETUP_HINT}") from None
     except google_errors.GoogleAPICallError as error:
         raise cli.SetupProblem(f"cannot reach Pub/Sub: {error.message or error}") from None
 

@@ -12,7 +12,13 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from ecom_pipeline.options import CONSUMER, ConsumerOptions, ProducerOptions
+from ecom_pipeline.options import (
+    CONSUMER,
+    ORDER_WAIT,
+    STATS_INTERVAL,
+    ConsumerOptions,
+    ProducerOptions,
+)
 from ecom_pipeline.settings import Settings
 
 T = TypeVar("T")
@@ -74,7 +80,7 @@ def add_cassandra_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_common_flags(parser: argparse.ArgumentParser, stats_interval: float = 5.0) -> None:
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port",
         type=positive_int,
@@ -90,7 +96,7 @@ def add_common_flags(parser: argparse.ArgumentParser, stats_interval: float = 5.
     parser.add_argument(
         "--stats-interval",
         type=float,
-        default=stats_interval,
+        default=STATS_INTERVAL,
         metavar="SECONDS",
         help="how often to log a stats line (default %(default)s)",
     )
@@ -164,8 +170,8 @@ def run(role: Callable[[], int]) -> int:
     """Run a role; infrastructure errors become one line on stderr and exit code 2."""
     from google.auth.exceptions import DefaultCredentialsError
 
-    from ecom_pipeline.cassandra_store import CassandraUnavailable
-    from ecom_pipeline.consumer import SubscriptionGone
+    from ecom_pipeline.cassandra_session import CassandraUnavailable
+    from ecom_pipeline.pubsub import SubscriptionGone
 
     try:
         return role()
@@ -185,25 +191,30 @@ def run(role: Callable[[], int]) -> int:
 
 
 def add_producer_flags(
-    parser: argparse.ArgumentParser, *, what: str, interval: float, last_id: int, count_help: str
+    parser: argparse.ArgumentParser, defaults: ProducerOptions, *, what: str, count_help: str
 ) -> None:
     parser.add_argument(
         "--interval",
         type=non_negative_float,
-        default=interval,
+        default=defaults.interval,
         metavar="SECONDS",
         help=f"seconds between {what}, 0 = as fast as possible (default %(default)g)",
     )
-    parser.add_argument("--first-id", type=int, default=1, help="first order id (default 1)")
     parser.add_argument(
-        "--last-id", type=int, default=last_id, help="last order id (default %(default)s)"
+        "--first-id",
+        type=int,
+        default=defaults.first_id,
+        help="first order id (default %(default)s)",
+    )
+    parser.add_argument(
+        "--last-id", type=int, default=defaults.last_id, help="last order id (default %(default)s)"
     )
     parser.add_argument("--count", type=positive_int, help=count_help)
     parser.add_argument("--seed", type=int, help=f"random seed, for reproducible {what}")
     parser.add_argument(
         "--max-in-flight",
         type=positive_int,
-        default=1000,
+        default=defaults.max_in_flight,
         help="publishes awaiting confirmation at most (default %(default)s)",
     )
     add_pubsub_flags(parser)
@@ -212,6 +223,17 @@ def add_producer_flags(
 
 def producer_options(args: argparse.Namespace) -> ProducerOptions:
     return _options_from(args, ProducerOptions)
+
+
+def add_order_wait_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--order-wait",
+        type=non_negative_float,
+        default=ORDER_WAIT,
+        metavar="SECONDS",
+        help="how long after its publish a payment may wait for its order before it is "
+        "dead-lettered; 0 = at once (default %(default)g)",
+    )
 
 
 def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
@@ -241,12 +263,6 @@ def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
         help="rows written per Cassandra request, in unlogged batches of rows whose partitions "
         "the same replicas own; 1 writes each row alone; above 10 Cassandra's default settings "
         "log a warning per batch (default %(default)s)",
-    )
-    parser.add_argument(
-        "--naive",
-        action="store_true",
-        help="behave like a straightforward consumer, the benchmark's baseline: pulls of 10, "
-        "one synchronous request at a time, one existence read per payment, one ack per message",
     )
     add_pubsub_flags(parser)
     add_cassandra_flags(parser)

@@ -9,87 +9,39 @@ effect is durable, so a crash at any point only causes redeliveries.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from google.api_core import exceptions as google_errors
 from google.cloud import pubsub_v1
 
-from ecom_pipeline.metrics import Metrics
-from ecom_pipeline.settings import Settings
+from ecom_pipeline import pubsub
+from ecom_pipeline.options import STATS_INTERVAL
+from ecom_pipeline.outcomes import (
+    STORE_RETRY_SECONDS,
+    DeadLetter,
+    Delay,
+    Delivery,
+    Handler,
+    Outcome,
+    Reason,
+    Retry,
+    Stored,
+)
+from ecom_pipeline.pubsub import SubscriptionGone
+from ecom_pipeline.settings import Settings, Stream
 from ecom_pipeline.shutdown import Shutdown
+from ecom_pipeline.stats import CONSUMER_LINE, Stats
 
 logger = logging.getLogger(__name__)
 
-MAX_ACK_DEADLINE = 600
-ACK_CHUNK = 1000
 MAX_ATTRIBUTE_BYTES = 1024
 DEAD_LETTER_TIMEOUT = 30.0
-SETTLE_TIMEOUT = 10.0
-STAT_KEYS = ("received", "stored", "dead_lettered", "delayed", "retried")
-STORE_RETRY_SECONDS = 10.0
 MAX_BACKOFF = 15.0
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One received message, as the handlers see it."""
-
-    ack_id: str
-    message_id: str
-    data: bytes
-    attributes: dict[str, str]
-    publish_time: dt.datetime
-    delivery_attempt: int
-
-    def age(self, now: dt.datetime | None = None) -> float:
-        """Seconds since the message was first published."""
-        return ((now or dt.datetime.now(dt.UTC)) - self.publish_time).total_seconds()
-
-
-@dataclass(frozen=True)
-class Stored:
-    what: str = ""
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """Publish to the dead-letter topic, then ack; `body` replaces the original bytes."""
-
-    reason: str
-    error: str
-    attributes: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Delay:
-    """Not processable yet (a payment ahead of its order): redeliver after `seconds`."""
-
-    seconds: float
-    why: str
-
-
-@dataclass(frozen=True)
-class Retry:
-    """The store failed: redeliver after `seconds`; never a dead letter."""
-
-    seconds: float
-    error: str
-
-
-Outcome = Stored | DeadLetter | Delay | Retry
-Handler = Callable[[Sequence[Delivery]], list[Outcome]]
-
-
-class SubscriptionGone(RuntimeError):
-    """The subscription does not exist: a set-up problem, not a transient one."""
 
 
 class Consumer:
@@ -100,8 +52,7 @@ class Consumer:
         *,
         name: str,
         settings: Settings,
-        subscription: str,
-        dead_letter_topic: str,
+        stream: Stream,
         handler: Handler,
         subscriber: pubsub_v1.SubscriberClient,
         publisher: pubsub_v1.PublisherClient,
@@ -109,15 +60,13 @@ class Consumer:
         batch_size: int = 1000,
         pulls: int = 4,
         pull_timeout: float = 3.0,
-        stats_interval: float = 5.0,
+        stats_interval: float = STATS_INTERVAL,
         health_check: Callable[[], object] | None = None,
-        naive: bool = False,
-        metrics: Metrics | None = None,
+        stats: Stats | None = None,
     ) -> None:
         self.name = name
-        self.metrics = metrics or Metrics(name)
+        self.stats = stats or Stats(name)
         self.health_check = health_check
-        self.naive = naive
         self._settler: ThreadPoolExecutor | None = None
         self._settling: futures.Future | None = None
         self.handler = handler
@@ -129,13 +78,12 @@ class Consumer:
         self._in_flight: set[futures.Future] = set()
         self.pull_timeout = pull_timeout
         self.stats_interval = stats_interval
-        self.subscription_name = subscription
-        self.subscription = subscriber.subscription_path(settings.project, subscription)
-        self.dead_letter_topic = publisher.topic_path(settings.project, dead_letter_topic)
-        self.stats: Counter[str] = Counter()
+        self.subscription_name = stream.subscription
+        self.subscription = subscriber.subscription_path(settings.project, stream.subscription)
+        self.dead_letter_topic = publisher.topic_path(settings.project, stream.dlq_topic)
         self._failing_since: float | None = None
         self._backoff = 0.0
-        self._last_stats = (time.monotonic(), 0)
+        self._last_stats = time.monotonic()
 
     # ------------------------------------------------------------ the loop
 
@@ -154,8 +102,8 @@ class Consumer:
         self._settler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="settle")
         try:
             while not self.shutdown.requested:
-                # One pull at a time for the baseline, and while something is failing.
-                wanted = 1 if self.naive or self._failing_since is not None else self.pulls
+                # One pull at a time while something is failing.
+                wanted = 1 if self._failing_since is not None else self.pulls
                 while len(self._in_flight) < wanted:
                     self._in_flight.add(puller.submit(self.pull))
                 done, self._in_flight = futures.wait(
@@ -166,11 +114,9 @@ class Consumer:
                     if isinstance(failure, SubscriptionGone):
                         if first_pull:
                             raise failure
-                        self._trouble(
-                            f"subscription {self.subscription} is gone; run ./setup_pubsub.sh"
-                        )
+                        self._trouble(str(failure))
                     else:
-                        self.metrics.error("pubsub")
+                        self.stats.error("pubsub")
                         self._trouble(
                             "cannot pull from Pub/Sub: "
                             f"{getattr(failure, 'message', None) or failure}"
@@ -188,7 +134,7 @@ class Consumer:
             self._settler.shutdown(wait=True)
             self._settler = self._settling = None
         self.log_stats(final=True)
-        return self.stats
+        return self.stats.counts
 
     def _release_pulled_ahead(self, seconds: float = 0) -> None:
         """Give what the pulls in flight bring back to Pub/Sub, redelivered after `seconds`."""
@@ -205,27 +151,11 @@ class Consumer:
 
     def pull(self) -> list[Delivery]:
         """One batch (possibly empty after `pull_timeout`)."""
-        try:
-            response = self.subscriber.pull(
-                subscription=self.subscription,
-                max_messages=self.batch_size,
-                timeout=self.pull_timeout,
-                retry=None,
-            )
-        except google_errors.DeadlineExceeded:
-            return []
-        except google_errors.NotFound as error:
-            raise SubscriptionGone(
-                f"subscription {self.subscription} does not exist: run ./setup_pubsub.sh "
-                "(or check GOOGLE_CLOUD_PROJECT and PUBSUB_EMULATOR_HOST)"
-            ) from error
-        # The raw protobuf: proto-plus wrappers cost ~80 µs a message at these rates.
-        return [_delivery(received) for received in response._pb.received_messages]
+        return pubsub.pull(self.subscriber, self.subscription, self.batch_size, self.pull_timeout)
 
     def process(self, deliveries: Sequence[Delivery]) -> None:
         """Handle one batch and settle every message of it with Pub/Sub."""
-        self.stats["received"] += len(deliveries)
-        self.metrics.received(len(deliveries))
+        self.stats.received(len(deliveries))
         outcomes = self._handle(deliveries)
         outcomes = self._publish_dead_letters(deliveries, outcomes)
         to_ack: list[str] = []
@@ -234,26 +164,21 @@ class Consumer:
         for delivery, outcome in zip(deliveries, outcomes, strict=True):
             if isinstance(outcome, Stored):
                 to_ack.append(delivery.ack_id)
-                self.stats["stored"] += 1
-                self.metrics.stored(now - delivery.publish_time.timestamp())
+                self.stats.stored(now - delivery.publish_time.timestamp())
             elif isinstance(outcome, DeadLetter):
                 to_ack.append(delivery.ack_id)
-                self.stats["dead_lettered"] += 1
-                self.stats[f"dead_lettered:{outcome.reason}"] += 1
-                self.metrics.dead_lettered(outcome.reason)
+                self.stats.dead_lettered(outcome.reason)
             elif isinstance(outcome, Delay):
-                deadlines.setdefault(_deadline(outcome.seconds), []).append(delivery.ack_id)
-                self.stats["delayed"] += 1
-                self.metrics.delayed()
+                deadlines.setdefault(pubsub.deadline_seconds(outcome.seconds), []).append(
+                    delivery.ack_id
+                )
+                self.stats.delayed()
             else:
-                deadlines.setdefault(_deadline(outcome.seconds), []).append(delivery.ack_id)
-                self.stats["retried"] += 1
-                self.metrics.error("store")
-        if self.naive:
-            for ack_id in to_ack:  # the baseline: one acknowledge request per message
-                self._send_settlement([ack_id], {})
-            self._send_settlement([], deadlines)
-        elif self._settler is not None:
+                deadlines.setdefault(pubsub.deadline_seconds(outcome.seconds), []).append(
+                    delivery.ack_id
+                )
+                self.stats.retried("store")
+        if self._settler is not None:
             # One settlement in flight at a time: acks never fall behind the stores.
             if self._settling is not None:
                 self._settling.result()
@@ -283,7 +208,7 @@ class Consumer:
                 outcomes += self.handler([delivery])
             except Exception as error:
                 outcomes.append(
-                    DeadLetter("processing_error", f"{type(error).__name__}: {error}"[:500])
+                    DeadLetter(Reason.PROCESSING_ERROR, f"{type(error).__name__}: {error}"[:500])
                 )
         return outcomes
 
@@ -301,8 +226,6 @@ class Consumer:
                     delivery.data if outcome.body is None else outcome.body,
                     **self._dead_letter_attributes(delivery, outcome),
                 )
-                if self.naive:  # the baseline: wait for each publish before the next
-                    futures.wait([pending[index]], timeout=DEAD_LETTER_TIMEOUT)
         if not pending:
             return outcomes
         futures.wait(pending.values(), timeout=DEAD_LETTER_TIMEOUT)
@@ -348,22 +271,9 @@ class Consumer:
     def _send_settlement(self, to_ack: list[str], deadlines: dict[int, list[str]]) -> None:
         """Ack and extend deadlines; a failure here only means a later redelivery."""
         try:
-            for chunk in _chunks(to_ack):
-                self.subscriber.acknowledge(
-                    subscription=self.subscription,
-                    ack_ids=chunk,
-                    retry=None,
-                    timeout=SETTLE_TIMEOUT,
-                )
+            pubsub.acknowledge(self.subscriber, self.subscription, to_ack)
             for seconds, ack_ids in deadlines.items():
-                for chunk in _chunks(ack_ids):
-                    self.subscriber.modify_ack_deadline(
-                        subscription=self.subscription,
-                        ack_ids=chunk,
-                        ack_deadline_seconds=seconds,
-                        retry=None,
-                        timeout=SETTLE_TIMEOUT,
-                    )
+                pubsub.modify_deadline(self.subscriber, self.subscription, ack_ids, seconds)
         except Exception as error:  # any failure only means a later redelivery
             logger.warning(
                 "%s: could not settle a batch with Pub/Sub (%s); it will be redelivered",
@@ -422,34 +332,12 @@ class Consumer:
             logger.debug("%s: message %s -> %s", self.name, delivery.message_id, outcome)
 
     def _maybe_log_stats(self) -> None:
-        if time.monotonic() - self._last_stats[0] >= self.stats_interval:
+        if time.monotonic() - self._last_stats >= self.stats_interval:
             self.log_stats()
 
     def log_stats(self, final: bool = False) -> None:
-        now = time.monotonic()
-        since, received_then = self._last_stats
-        rate = (self.stats["received"] - received_then) / max(now - since, 1e-9)
-        self._last_stats = (now, self.stats["received"])
-        logger.info(
-            "%s: %sreceived %d (%.1f/s), stored %d, dead-lettered %d, delayed %d, retried %d",
-            self.name,
-            "stopped; " if final else "",
-            self.stats["received"],
-            rate,
-            self.stats["stored"],
-            self.stats["dead_lettered"],
-            self.stats["delayed"],
-            self.stats["retried"],
-            extra={
-                "stats": {
-                    "role": self.name,
-                    "rate": round(rate, 1),
-                    "failing": self._failing_since is not None,
-                    "final": final,
-                    **{key: self.stats[key] for key in STAT_KEYS},
-                }
-            },
-        )
+        self._last_stats = time.monotonic()
+        self.stats.log(CONSUMER_LINE, final=final, failing=self._failing_since is not None)
 
 
 def _returned(done: Iterable[futures.Future]) -> tuple[list[Delivery], Exception | None]:
@@ -464,34 +352,12 @@ def _returned(done: Iterable[futures.Future]) -> tuple[list[Delivery], Exception
     return deliveries, failure
 
 
-def _delivery(received) -> Delivery:
-    message = received.message
-    stamp = message.publish_time
-    return Delivery(
-        ack_id=received.ack_id,
-        message_id=message.message_id,
-        data=message.data,
-        attributes=dict(message.attributes),
-        publish_time=dt.datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, dt.UTC),
-        delivery_attempt=received.delivery_attempt,
-    )
-
-
 def _clip(value: str) -> str:
     """Pub/Sub allows 1024 bytes per attribute value."""
     encoded = value.encode("utf-8", errors="replace")
     if len(encoded) <= MAX_ATTRIBUTE_BYTES:
         return value
     return encoded[: MAX_ATTRIBUTE_BYTES - 3].decode("utf-8", errors="ignore") + "..."
-
-
-def _deadline(seconds: float) -> int:
-    """Seconds to the next delivery: at least 1 (0 would mean "redeliver now")."""
-    return int(min(max(round(seconds), 1), MAX_ACK_DEADLINE))
-
-
-def _chunks(items: list[str]) -> list[list[str]]:
-    return [items[i : i + ACK_CHUNK] for i in range(0, len(items), ACK_CHUNK)]
 
 
 def _order_suffix(outcome: DeadLetter) -> str:

@@ -7,22 +7,25 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ecom_pipeline.cassandra_store import FactStore, is_refusal
-from ecom_pipeline.consumer import (
-    STORE_RETRY_SECONDS,
-    DeadLetter,
-    Delay,
-    Delivery,
-    Outcome,
-    Retry,
-    Stored,
-)
+from ecom_pipeline.cassandra_session import is_refusal
+from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.messages import (
     InvalidMessage,
     Payment,
     order_id_of,
     parse_order,
     parse_payment,
+)
+from ecom_pipeline.options import ORDER_WAIT
+from ecom_pipeline.outcomes import (
+    STORE_RETRY_SECONDS,
+    DeadLetter,
+    Delay,
+    Delivery,
+    Outcome,
+    Reason,
+    Retry,
+    Stored,
 )
 
 logger = logging.getLogger(__name__)
@@ -35,7 +38,7 @@ MAX_DELAY_SECONDS = 60.0
 def _store_failure(action: str, error: Exception) -> Outcome:
     """A value Cassandra refuses is the message's fault; anything else is an outage."""
     if is_refusal(error):
-        return DeadLetter("unstorable", f"Cassandra refused the {action}: {error}")
+        return DeadLetter(Reason.UNSTORABLE, f"Cassandra refused the {action}: {error}")
     return Retry(STORE_RETRY_SECONDS, f"Cassandra {action} failed: {error}")
 
 
@@ -86,7 +89,7 @@ class PaymentIngest:
     """
 
     def __init__(
-        self, store: FactStore, order_wait: float = 120.0, max_delivery_attempts: int = 0
+        self, store: FactStore, order_wait: float = ORDER_WAIT, max_delivery_attempts: int = 0
     ) -> None:
         self.store = store
         self.order_wait = order_wait
@@ -121,7 +124,7 @@ class PaymentIngest:
         not_found = {"order_id": str(payment.order_id)}
         if remaining <= 0:
             return DeadLetter(
-                "order_not_found",
+                Reason.ORDER_NOT_FOUND,
                 f"order {payment.order_id} not found within {self.order_wait:g}s",
                 not_found,
             )
@@ -133,7 +136,7 @@ class PaymentIngest:
             deliveries_left = self.max_delivery_attempts - delivery.delivery_attempt
             if deliveries_left <= 0:
                 return DeadLetter(
-                    "order_not_found",
+                    Reason.ORDER_NOT_FOUND,
                     f"order {payment.order_id} not found after {delivery.delivery_attempt} "
                     "deliveries, the subscription's limit",
                     not_found,

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ecom_pipeline.outcomes import Reason
+
 MAX_MESSAGE_BYTES = 64 * 1024
 INT64_MAX = 2**63 - 1
 
@@ -50,7 +52,7 @@ class InvalidMessage(ValueError):
     @property
     def reason(self) -> str:
         """The DLQ `reason` attribute, e.g. `invalid:quantity`."""
-        return f"invalid:{self.field}"
+        return Reason.invalid(self.field)
 
 
 class _JsonMessage:

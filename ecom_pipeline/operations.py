@@ -15,19 +15,20 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from google.api_core import exceptions as google_errors
 from google.cloud import pubsub_v1
 
-from ecom_pipeline.cassandra_store import CassandraUnavailable, FactStore, prepare_in_keyspace
+from ecom_pipeline import pubsub
+from ecom_pipeline.cassandra_session import CassandraUnavailable
+from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.messages import InvalidMessage, parse_payment
-from ecom_pipeline.settings import Settings
+from ecom_pipeline.outcomes import REDRIVABLE, Delivery, Reason
+from ecom_pipeline.settings import Settings, Stream
 
 logger = logging.getLogger(__name__)
 
 PULL_TIMEOUT = 5.0
 PUBLISH_TIMEOUT = 30.0
 REDRIVE_LEASE = 45  # seconds, > PUBLISH_TIMEOUT: the lease of a batch being re-driven
-PUBSUB_FORWARDED = "pubsub_max_delivery_attempts"
 FORWARDED_MARK = "CloudPubSubDeadLetterSourceDeliveryCount"
 
 
@@ -51,80 +52,63 @@ class DeadLetterStatus:
     examples: list[str] = field(default_factory=list)
 
 
-def table_status(session, settings: Settings) -> TableStatus:
-    """One paged scan of the fact table (fine for the sizes this pipeline keeps)."""
-    scan = prepare_in_keyspace(
-        session,
-        settings,
-        "SELECT order_id, item, payment_id, WRITETIME(item) FROM orders_payments_facts",
-    )
-    scan.fetch_size = 5000
+def table_status(store: FactStore) -> TableStatus:
+    """One paged scan of the fact table."""
     status = TableStatus()
-    for order_id, item, payment_id, written in session.execute(scan, timeout=120):
-        if item is None:
+    for row in store.scan():
+        if row.item is None:
             continue
         status.orders += 1
-        if payment_id is not None:
+        if row.payment_id is not None:
             status.paid += 1
             continue
         status.awaiting_payment += 1
-        when = dt.datetime.fromtimestamp(written / 1e6, dt.UTC)
+        when = dt.datetime.fromtimestamp(row.order_written / 1e6, dt.UTC)
         if status.oldest_awaiting is None or when < status.oldest_awaiting[1]:
-            status.oldest_awaiting = (order_id, when)
+            status.oldest_awaiting = (row.order_id, when)
     return status
 
 
 def peek(
     subscriber: pubsub_v1.SubscriberClient, subscription: str, limit: int
-) -> tuple[list, bool]:
+) -> tuple[list[Delivery], bool]:
     """Up to `limit` messages of a subscription, then released untouched.
 
     Pulled messages stay leased while the peek goes on, so no message is counted
     twice; at the end every one is released (ack deadline 0), nothing is acked.
     """
-    messages: list = []
-    ack_ids: list[str] = []
+    messages: list[Delivery] = []
     complete = True
     try:
         while True:
             if len(messages) >= limit:
                 complete = False
                 break
-            response = subscriber.pull(
-                subscription=subscription,
-                max_messages=min(1000, limit - len(messages)),
-                timeout=PULL_TIMEOUT,
+            received = pubsub.pull(
+                subscriber, subscription, min(pubsub.ACK_CHUNK, limit - len(messages)), PULL_TIMEOUT
             )
-            received = response._pb.received_messages
             if not received:
                 break
-            messages += [r.message for r in received]
-            ack_ids += [r.ack_id for r in received]
-    except google_errors.DeadlineExceeded:
-        pass
+            messages += received
     finally:
-        release(subscriber, subscription, ack_ids)
+        release(subscriber, subscription, [message.ack_id for message in messages])
     return messages, complete
 
 
 def release(subscriber: pubsub_v1.SubscriberClient, subscription: str, ack_ids: list[str]) -> None:
     """Give messages back untouched: redeliverable at once, nothing acked."""
-    for start in range(0, len(ack_ids), 1000):
-        subscriber.modify_ack_deadline(
-            subscription=subscription,
-            ack_ids=ack_ids[start : start + 1000],
-            ack_deadline_seconds=0,
-        )
+    pubsub.modify_deadline(subscriber, subscription, ack_ids, 0)
 
 
 def dead_letter_status(
-    subscriber: pubsub_v1.SubscriberClient, settings: Settings, name: str, limit: int
+    subscriber: pubsub_v1.SubscriberClient, settings: Settings, stream: Stream, limit: int
 ) -> DeadLetterStatus:
+    name = stream.dlq_subscription
     path = subscriber.subscription_path(settings.project, name)
     messages, complete = peek(subscriber, path, limit)
     status = DeadLetterStatus(name, count=len(messages), complete=complete)
     for message in messages:
-        attributes = dict(message.attributes)
+        attributes = message.attributes
         reason = dead_letter_reason(attributes)
         status.reasons[reason] += 1
         if len(status.examples) < 3:
@@ -159,9 +143,6 @@ class RedriveReport:
     left: Counter[str] = field(default_factory=Counter)
 
 
-REDRIVABLE = ("order_not_found", PUBSUB_FORWARDED)
-
-
 def redrive(
     settings: Settings,
     subscriber: pubsub_v1.SubscriberClient,
@@ -184,9 +165,9 @@ def redrive(
     a payment that fails again cannot loop. What stays is released at the end.
     """
     subscription = subscriber.subscription_path(
-        settings.project, settings.payments_dlq_subscription
+        settings.project, settings.payments.dlq_subscription
     )
-    topic = publisher.topic_path(settings.project, settings.payments_topic)
+    topic = publisher.topic_path(settings.project, settings.payments.topic)
     started = time.time()
     report = RedriveReport()
     seen: set[str] = set()
@@ -195,18 +176,18 @@ def redrive(
         while limit is None or report.examined < limit:
             wanted = batch_size if limit is None else min(batch_size, limit - report.examined)
             batch = _pull_batch(subscriber, subscription, wanted)
-            fresh = [r for r in batch if r.message.message_id not in seen]
-            kept += [r.ack_id for r in batch if r.message.message_id in seen]
+            fresh = [r for r in batch if r.message_id not in seen]
+            kept += [r.ack_id for r in batch if r.message_id in seen]
             if not fresh:
                 break
-            seen.update(r.message.message_id for r in fresh)
+            seen.update(r.message_id for r in fresh)
             chosen = _choose(fresh, store, everything, report, started)
             kept += [r.ack_id for r in fresh if r.ack_id not in chosen]
             if dry_run:
                 for received in fresh:
                     action = "republish" if received.ack_id in chosen else "keep"
                     why = chosen.get(received.ack_id) or _why_kept(received)
-                    print(f"{action:<9} {received.message.message_id}  {why}")
+                    print(f"{action:<9} {received.message_id}  {why}")
                 kept += list(chosen)
             else:
                 done = _republish(publisher, subscriber, subscription, topic, fresh, chosen)
@@ -221,46 +202,34 @@ def redrive(
     return report
 
 
-def _pull_batch(subscriber, subscription: str, wanted: int) -> list:
+def _pull_batch(subscriber, subscription: str, wanted: int) -> list[Delivery]:
     """Up to `wanted` dead letters, leased for REDRIVE_LEASE seconds."""
-    try:
-        response = subscriber.pull(
-            subscription=subscription, max_messages=wanted, timeout=PULL_TIMEOUT
-        )
-    except google_errors.DeadlineExceeded:
-        return []
-    received = list(response._pb.received_messages)[:wanted]
-    if received:
-        subscriber.modify_ack_deadline(
-            subscription=subscription,
-            ack_ids=[r.ack_id for r in received],
-            ack_deadline_seconds=REDRIVE_LEASE,
-        )
+    received = pubsub.pull(subscriber, subscription, wanted, PULL_TIMEOUT)[:wanted]
+    pubsub.modify_deadline(subscriber, subscription, [r.ack_id for r in received], REDRIVE_LEASE)
     return received
 
 
 def dead_letter_reason(attributes) -> str:
     """Why a message is on a DLQ: our `reason`, or Pub/Sub's own forwarding."""
     return attributes.get("reason") or (
-        PUBSUB_FORWARDED if FORWARDED_MARK in attributes else "unknown"
+        Reason.PUBSUB_FORWARDED if FORWARDED_MARK in attributes else "unknown"
     )
 
 
 def _choose(
-    batch: list, store: FactStore, everything: bool, report: RedriveReport, started: float
+    batch: list[Delivery], store: FactStore, everything: bool, report: RedriveReport, started: float
 ) -> dict[str, str]:
     """ack id -> why it is republished; the rest are counted in `report.left`."""
     payments = {}
     for received in batch:
-        reason = dead_letter_reason(received.message.attributes)
-        published = received.message.publish_time
-        if published.seconds + published.nanos / 1e9 > started:
+        reason = dead_letter_reason(received.attributes)
+        if received.publish_time.timestamp() > started:
             report.left["dead-lettered during this run"] += 1
         elif reason not in REDRIVABLE:
             report.left[reason] += 1
         else:
             try:
-                payments[received.ack_id] = parse_payment(received.message.data)
+                payments[received.ack_id] = parse_payment(received.data)
             except InvalidMessage as error:
                 report.left[error.reason] += 1
     exists = dict(
@@ -284,20 +253,23 @@ def _choose(
     return chosen
 
 
-def _why_kept(received) -> str:
+def _why_kept(received: Delivery) -> str:
     try:
-        return f"order {parse_payment(received.message.data).order_id} still missing"
+        return f"order {parse_payment(received.data).order_id} still missing"
     except InvalidMessage as error:
         return error.reason
 
 
 def _republish(
-    publisher, subscriber, subscription: str, topic: str, batch: list, chosen: dict[str, str]
+    publisher,
+    subscriber,
+    subscription: str,
+    topic: str,
+    batch: list[Delivery],
+    chosen: dict[str, str],
 ) -> int:
     pending = {
-        received.ack_id: publisher.publish(
-            topic, received.message.data, redriven_from=received.message.message_id
-        )
+        received.ack_id: publisher.publish(topic, received.data, redriven_from=received.message_id)
         for received in batch
         if received.ack_id in chosen
     }
@@ -309,6 +281,6 @@ def _republish(
         except Exception as error:
             logger.error("republish failed, the dead letter stays: %s", error)
     if confirmed:
-        subscriber.acknowledge(subscription=subscription, ack_ids=confirmed)
+        pubsub.acknowledge(subscriber, subscription, confirmed)
         logger.info("re-drove %d payments", len(confirmed))
     return len(confirmed)

@@ -1,10 +1,19 @@
-"""What a role is asked to do, besides where the services are (settings.py)."""
+"""What a role is asked to do, besides where the services are (settings.py).
+
+Every default of a role lives here once; the flags, the roles and the scripts read it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ecom_pipeline.cassandra_store import WRITE_BATCH
+STATS_INTERVAL = 5.0
+# How long after its publish a payment may wait for its order before it is dead-lettered.
+ORDER_WAIT = 120.0
+# Rows per write request. Cassandra's defaults warn above 10 partitions in an
+# unlogged batch (unlogged_batch_across_partitions_warn_threshold) and above
+# 5 KiB (batch_size_warn_threshold); ten order rows are about 2.5 KiB.
+WRITE_BATCH = 10
 
 
 @dataclass(frozen=True)
@@ -15,7 +24,7 @@ class ProducerOptions:
     count: int | None = None  # None: orders forever, payments one pass over the ids
     seed: int | None = None
     max_in_flight: int = 1000
-    stats_interval: float = 5.0
+    stats_interval: float = STATS_INTERVAL
     metrics_port: int | None = None
 
 
@@ -25,8 +34,7 @@ class ConsumerOptions:
     pulls: int = 4
     concurrency: int = 256
     write_batch: int = WRITE_BATCH
-    stats_interval: float = 5.0
-    naive: bool = False
+    stats_interval: float = STATS_INTERVAL
     metrics_port: int | None = None
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from google.cloud import pubsub_v1
 
-from ecom_pipeline.metrics import Metrics
+from ecom_pipeline.options import STATS_INTERVAL
 from ecom_pipeline.shutdown import Shutdown
+from ecom_pipeline.stats import PRODUCER_LINE, Stats
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +56,11 @@ class Producer:
         shutdown: Shutdown,
         max_in_flight: int = 1000,
         max_attempts: int = 5,
-        stats_interval: float = 5.0,
-        metrics: Metrics | None = None,
+        stats_interval: float = STATS_INTERVAL,
+        stats: Stats | None = None,
     ) -> None:
         self.name = name
-        self.metrics = metrics or Metrics(name)
+        self.stats = stats or Stats(name)
         self.kind = kind
         self.publisher = publisher
         self.topic = topic
@@ -70,14 +71,10 @@ class Producer:
         self.max_in_flight = max_in_flight
         self.max_attempts = max_attempts
         self.stats_interval = stats_interval
-        self.published = 0
-        self.lost = 0
-        self.failed_attempts = 0
         self._in_flight = 0
         self._done: queue.SimpleQueue[_Publish] = queue.SimpleQueue()
         self._retries: list[tuple[float, _Publish]] = []
         self._log_each = logging.INFO if interval > 0 else logging.DEBUG
-        self._last_stats = (time.monotonic(), 0)
 
     def run(self) -> int:
         """Publish until the ids run out or a stop is requested; returns messages lost."""
@@ -101,6 +98,11 @@ class Producer:
         self._drain()
         self.log_stats(final=True)
         return self.lost
+
+    @property
+    def lost(self) -> int:
+        """Messages that failed for good."""
+        return self.stats.counts["lost"]
 
     def _submit(self, publish: _Publish) -> None:
         self._in_flight += 1
@@ -140,8 +142,7 @@ class Producer:
             block = False
             self._in_flight -= 1
             if publish.error is None:
-                self.published += 1
-                self.metrics.published()
+                self.stats.published()
                 logger.log(
                     self._log_each,
                     "%s: published %s %d as message %s",
@@ -151,8 +152,7 @@ class Producer:
                     publish.message_id,
                 )
             elif publish.attempt < self.max_attempts:
-                self.failed_attempts += 1
-                self.metrics.error("publish")
+                self.stats.retried("publish")
                 backoff = min(2.0 ** (publish.attempt - 1), 30.0)
                 logger.warning(
                     "%s: publishing %s %d failed (attempt %d of %d), retrying in %.0fs: %s",
@@ -167,8 +167,7 @@ class Producer:
                 publish.attempt += 1
                 self._retries.append((time.monotonic() + backoff, publish))
             else:
-                self.lost += 1
-                self.metrics.lost()
+                self.stats.lost()
                 logger.error(
                     "%s: LOST %s %d after %d attempts: %s",
                     self.name,
@@ -191,34 +190,10 @@ class Producer:
             self._settle(block=True, timeout=0.2)
         unconfirmed = self._in_flight + len(self._retries)
         if unconfirmed:
-            self.lost += unconfirmed
-            self.metrics.lost(unconfirmed)
+            self.stats.lost(unconfirmed)
             logger.error(
                 "%s: %d publishes unconfirmed after %.0fs", self.name, unconfirmed, DRAIN_TIMEOUT
             )
 
     def log_stats(self, final: bool = False) -> None:
-        now = time.monotonic()
-        since, published_then = self._last_stats
-        rate = (self.published - published_then) / max(now - since, 1e-9)
-        self._last_stats = (now, self.published)
-        logger.info(
-            "%s: %spublished %d (%.1f/s), retried %d, lost %d, in flight %d",
-            self.name,
-            "stopped; " if final else "",
-            self.published,
-            rate,
-            self.failed_attempts,
-            self.lost,
-            self._in_flight,
-            extra={
-                "stats": {
-                    "role": self.name,
-                    "rate": round(rate, 1),
-                    "published": self.published,
-                    "retried": self.failed_attempts,
-                    "lost": self.lost,
-                    "final": final,
-                }
-            },
-        )
+        self.stats.log(PRODUCER_LINE, final=final, in_flight=self._in_flight)

@@ -9,28 +9,30 @@ from typing import TypeVar
 
 from google.api_core import exceptions as google_errors
 
-from ecom_pipeline.cassandra_store import EXISTS_CHUNK, FactStore, open_session
+from ecom_pipeline.cassandra_session import open_session
 from ecom_pipeline.cli import SetupProblem
-from ecom_pipeline.consumer import Consumer, Handler
+from ecom_pipeline.consumer import Consumer
+from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.ingest import OrderIngest, PaymentIngest
 from ecom_pipeline.messages import mock_order, mock_payment
-from ecom_pipeline.metrics import Metrics
 from ecom_pipeline.options import (
     CONSUMER,
     ORDER_PRODUCER,
+    ORDER_WAIT,
     PAYMENT_PRODUCER,
     ConsumerOptions,
     ProducerOptions,
 )
+from ecom_pipeline.outcomes import Handler
 from ecom_pipeline.producer import Producer, id_sequence
-from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
-from ecom_pipeline.settings import Settings
+from ecom_pipeline.pubsub import SETUP_HINT, publisher_client, subscriber_client
+from ecom_pipeline.settings import Settings, Stream
 from ecom_pipeline.shutdown import Shutdown
+from ecom_pipeline.stats import Stats
 
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 15.0
-NAIVE_BATCH = 10
 T = TypeVar("T")
 
 
@@ -42,7 +44,7 @@ def publish_orders(settings: Settings, options: ProducerOptions = ORDER_PRODUCER
         options,
         name="order producer",
         kind="order",
-        topic=settings.orders_topic,
+        topic=settings.orders.topic,
         make_message=lambda order_id: mock_order(order_id, rng).to_json(),
         ids=id_sequence(options.first_id, options.last_id, options.count),
     )
@@ -57,7 +59,7 @@ def publish_payments(settings: Settings, options: ProducerOptions = PAYMENT_PROD
         options,
         name="payment producer",
         kind="payment for order",
-        topic=settings.payments_topic,
+        topic=settings.payments.topic,
         make_message=lambda order_id: mock_payment(order_id, rng).to_json(),
         ids=id_sequence(options.first_id, options.last_id, options.count or once),
     )
@@ -69,8 +71,7 @@ def consume_orders(settings: Settings, options: ConsumerOptions = CONSUMER) -> i
         settings,
         options,
         name="order consumer",
-        subscription=settings.orders_subscription,
-        dead_letter_topic=settings.orders_dlq_topic,
+        stream=settings.orders,
         make_handler=lambda store, _max_attempts: OrderIngest(store),
     )
 
@@ -78,15 +79,14 @@ def consume_orders(settings: Settings, options: ConsumerOptions = CONSUMER) -> i
 def consume_payments(
     settings: Settings,
     options: ConsumerOptions = CONSUMER,
-    order_wait: float = 120.0,
+    order_wait: float = ORDER_WAIT,
 ) -> int:
     """Attach payments from payments_data-sub to their orders until stopped; exit code."""
     return _consume(
         settings,
         options,
         name="payment consumer",
-        subscription=settings.payments_subscription,
-        dead_letter_topic=settings.payments_dlq_topic,
+        stream=settings.payments,
         make_handler=lambda store, max_attempts: PaymentIngest(
             store, order_wait=order_wait, max_delivery_attempts=max_attempts
         ),
@@ -104,8 +104,8 @@ def _publish(
     ids: Iterator[int],
 ) -> int:
     shutdown = Shutdown().install()
-    metrics = Metrics(name)
-    metrics.serve(options.metrics_port)
+    stats = Stats(name)
+    stats.serve(options.metrics_port)
     publisher = publisher_client(settings)
     topic_path = publisher.topic_path(settings.project, topic)
     try:
@@ -125,7 +125,7 @@ def _publish(
             shutdown=shutdown,
             max_in_flight=options.max_in_flight,
             stats_interval=options.stats_interval,
-            metrics=metrics,
+            stats=stats,
         )
         lost = producer.run()
     finally:
@@ -138,19 +138,18 @@ def _consume(
     options: ConsumerOptions,
     *,
     name: str,
-    subscription: str,
-    dead_letter_topic: str,
+    stream: Stream,
     make_handler: Callable[[FactStore, int], Handler],
 ) -> int:
     shutdown = Shutdown().install()
-    metrics = Metrics(name)
-    metrics.serve(options.metrics_port)
+    stats = Stats(name)
+    stats.serve(options.metrics_port)
     logger.info("%s: starting with %r", name, settings)
     subscriber = subscriber_client(settings)
     publisher = publisher_client(settings)
     session = None
     try:
-        subscription_path = subscriber.subscription_path(settings.project, subscription)
+        subscription_path = subscriber.subscription_path(settings.project, stream.subscription)
         found = _check(
             lambda: subscriber.get_subscription(
                 subscription=subscription_path, timeout=CHECK_TIMEOUT, retry=None
@@ -162,28 +161,24 @@ def _consume(
         if max_attempts:
             logger.info("%s: the subscription dead-letters after %d deliveries", name, max_attempts)
         session = open_session(settings)
-        naive = options.naive
         store = FactStore(
             session,
             settings,
-            concurrency=1 if naive else options.concurrency,
-            exists_chunk=1 if naive else EXISTS_CHUNK,
-            write_batch=1 if naive else options.write_batch,
+            concurrency=options.concurrency,
+            write_batch=options.write_batch,
         )
         consumer = Consumer(
             name=name,
             settings=settings,
-            subscription=subscription,
-            dead_letter_topic=dead_letter_topic,
+            stream=stream,
             handler=make_handler(store, max_attempts),
             health_check=store.check,
-            naive=naive,
-            metrics=metrics,
+            stats=stats,
             subscriber=subscriber,
             publisher=publisher,
             shutdown=shutdown,
-            batch_size=NAIVE_BATCH if naive else options.batch_size,
-            pulls=1 if naive else options.pulls,
+            batch_size=options.batch_size,
+            pulls=options.pulls,
             stats_interval=options.stats_interval,
         )
         consumer.run()
@@ -203,7 +198,7 @@ def _check(call: Callable[[], T], what: str, settings: Settings) -> T | None:
     try:
         return call()
     except google_errors.NotFound:
-        raise SetupProblem(f"{what} does not exist on {where}: run ./setup_pubsub.sh") from None
+        raise SetupProblem(f"{what} does not exist on {where}: {SETUP_HINT}") from None
     except google_errors.PermissionDenied:
         logger.warning("cannot check that %s exists (no permission); going on", what)
         return None

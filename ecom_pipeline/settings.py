@@ -17,6 +17,48 @@ LOCAL_PROJECT = "ecom-local"
 
 
 @dataclass(frozen=True)
+class Stream:
+    """One message type's way through Pub/Sub: the four names Pub/Sub's dead-letter set-up takes.
+
+    Each name can be changed through the environment, e.g. `ORDERS_TOPIC` or
+    `PAYMENTS_DLQ_SUBSCRIPTION` (the stream's name, then the field's).
+    """
+
+    name: str
+    topic: str
+    subscription: str
+    dlq_topic: str
+    dlq_subscription: str
+
+    NAME_FIELDS = ("topic", "subscription", "dlq_topic", "dlq_subscription")
+
+    @classmethod
+    def named(cls, name: str, topic: str) -> Stream:
+        """The default names: `orders_data`, `orders_data-sub`, `dlq_orders_data`, ...-sub."""
+        return cls(name, topic, f"{topic}-sub", f"dlq_{topic}", f"dlq_{topic}-sub")
+
+    def variables(self) -> dict[str, str]:
+        """The environment variables that name this stream's resources, with their values."""
+        return {f"{self.name}_{field}".upper(): getattr(self, field) for field in self.NAME_FIELDS}
+
+    def from_variables(self, env: Mapping[str, str]) -> Stream:
+        changes = {
+            field: env.get(variable) or getattr(self, field)
+            for field, variable in zip(self.NAME_FIELDS, self.variables(), strict=True)
+        }
+        return dataclasses.replace(self, **changes)
+
+    def suffixed(self, suffix: str) -> Stream:
+        """The same stream under names no one else uses (tests, benchmarks)."""
+        changes = {field: f"{getattr(self, field)}-{suffix}" for field in self.NAME_FIELDS}
+        return dataclasses.replace(self, **changes)
+
+
+ORDERS = Stream.named("orders", "orders_data")
+PAYMENTS = Stream.named("payments", "payments_data")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Connection details and resource names shared by all roles.
 
@@ -34,14 +76,8 @@ class Settings:
     cassandra_consistency: str = "LOCAL_QUORUM"
     cassandra_tls_ca: str | None = None
     cassandra_tls_verify_hostname: bool = True
-    orders_topic: str = "orders_data"
-    payments_topic: str = "payments_data"
-    payments_dlq_topic: str = "dlq_payments_data"
-    orders_dlq_topic: str = "dlq_orders_data"
-    orders_subscription: str = "orders_data-sub"
-    payments_subscription: str = "payments_data-sub"
-    payments_dlq_subscription: str = "dlq_payments_data-sub"
-    orders_dlq_subscription: str = "dlq_orders_data-sub"
+    orders: Stream = ORDERS
+    payments: Stream = PAYMENTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -54,7 +90,6 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         defaults = cls()
-        names = {name: env.get(name.upper()) or getattr(defaults, name) for name in RESOURCE_NAMES}
         emulator_host = env.get("PUBSUB_EMULATOR_HOST")
         if emulator_host is None:
             # Nothing configured at all means the local setup; a project of your own
@@ -74,8 +109,34 @@ class Settings:
             ),
             cassandra_tls_ca=env.get("CASSANDRA_TLS_CA") or None,
             cassandra_tls_verify_hostname=_flag(env, "CASSANDRA_TLS_VERIFY_HOSTNAME", True),
-            **names,
+            orders=defaults.orders.from_variables(env),
+            payments=defaults.payments.from_variables(env),
         )
+
+    @property
+    def streams(self) -> tuple[Stream, ...]:
+        return (self.orders, self.payments)
+
+    def suffixed(self, suffix: str) -> Settings:
+        """Every stream under names no one else uses (tests, benchmarks)."""
+        return self.replace(
+            orders=self.orders.suffixed(suffix), payments=self.payments.suffixed(suffix)
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that make `from_env` give these settings back (no secrets)."""
+        env = {
+            "PUBSUB_EMULATOR_HOST": self.emulator_host or "",
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "CASSANDRA_HOSTS": ",".join(self.cassandra_hosts),
+            "CASSANDRA_PORT": str(self.cassandra_port),
+            "CASSANDRA_USERNAME": self.cassandra_username,
+            "CASSANDRA_KEYSPACE": self.cassandra_keyspace,
+            "CASSANDRA_CONSISTENCY": self.cassandra_consistency,
+        }
+        for stream in self.streams:
+            env.update(stream.variables())
+        return env
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (flags override the environment)."""
@@ -86,18 +147,6 @@ class Settings:
             f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
         )
         return f"Settings({fields}, cassandra_password='***')"
-
-
-RESOURCE_NAMES = (
-    "orders_topic",
-    "payments_topic",
-    "payments_dlq_topic",
-    "orders_dlq_topic",
-    "orders_subscription",
-    "payments_subscription",
-    "payments_dlq_subscription",
-    "orders_dlq_subscription",
-)
 
 
 def _split_hosts(value: str) -> tuple[str, ...]:

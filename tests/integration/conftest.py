@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from devtools import services as local_services
-from ecom_pipeline.cassandra_store import open_session, prepare_in_keyspace
-from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
+from ecom_pipeline.cassandra_session import open_session, prepare_in_keyspace
+from ecom_pipeline.pubsub import publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
 from tests.integration.pipeline import Pipeline
 from tests.waiting import eventually

@@ -13,22 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecom_pipeline.cassandra_store import prepare_in_keyspace
-from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
-from ecom_pipeline.settings import RESOURCE_NAMES, Settings
+from ecom_pipeline.cassandra_session import prepare_in_keyspace
+from ecom_pipeline.pubsub import create_stream, delete_stream, publisher_client, subscriber_client
+from ecom_pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_DELIVERY_ATTEMPTS = 20  # as setup_pubsub.sh
-DEAD_LETTER_OF = {
-    "orders_subscription": "orders_dlq_topic",
-    "payments_subscription": "payments_dlq_topic",
-}
-TOPIC_OF = {
-    "orders_subscription": "orders_topic",
-    "payments_subscription": "payments_topic",
-    "payments_dlq_subscription": "payments_dlq_topic",
-    "orders_dlq_subscription": "orders_dlq_topic",
-}
 
 
 @dataclass
@@ -60,10 +50,7 @@ class Pipeline:
     roles: list[RoleProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        suffix = uuid.uuid4().hex[:8]
-        self.settings = self.settings.replace(
-            **{name: f"{getattr(self.settings, name)}-{suffix}" for name in RESOURCE_NAMES}
-        )
+        self.settings = self.settings.suffixed(uuid.uuid4().hex[:8])
         self.publisher = publisher_client(self.settings)
         self.subscriber = subscriber_client(self.settings)
         self._select_all = prepare_in_keyspace(
@@ -73,29 +60,22 @@ class Pipeline:
     # ------------------------------------------------------------ resources
 
     def topic_path(self, name: str) -> str:
-        return self.publisher.topic_path(self.settings.project, getattr(self.settings, name))
+        return self.publisher.topic_path(self.settings.project, name)
 
     def subscription_path(self, name: str) -> str:
-        return self.subscriber.subscription_path(
-            self.settings.project, getattr(self.settings, name)
-        )
+        return self.subscriber.subscription_path(self.settings.project, name)
 
     def create(self) -> Pipeline:
         """Topics and subscriptions as setup_pubsub.sh makes them, dead-letter policy included."""
-        for topic in TOPIC_OF.values():
-            self.publisher.create_topic(name=self.topic_path(topic))
-        for subscription, topic in TOPIC_OF.items():
-            request = {
-                "name": self.subscription_path(subscription),
-                "topic": self.topic_path(topic),
-                "ack_deadline_seconds": self.ack_deadline,
-            }
-            if subscription in DEAD_LETTER_OF:
-                request["dead_letter_policy"] = {
-                    "dead_letter_topic": self.topic_path(DEAD_LETTER_OF[subscription]),
-                    "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
-                }
-            self.subscriber.create_subscription(request=request)
+        for stream in self.settings.streams:
+            create_stream(
+                self.publisher,
+                self.subscriber,
+                self.settings.project,
+                stream,
+                ack_deadline=self.ack_deadline,
+                max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
+            )
         return self
 
     def close(self) -> None:
@@ -103,27 +83,15 @@ class Pipeline:
             if role.process.poll() is None:
                 role.process.kill()
                 role.process.wait()
-        for subscription, topic in TOPIC_OF.items():
-            self.subscriber.delete_subscription(subscription=self.subscription_path(subscription))
-            self.publisher.delete_topic(topic=self.topic_path(topic))
+        for stream in self.settings.streams:
+            delete_stream(self.publisher, self.subscriber, self.settings.project, stream)
         self.publisher.stop()
         self.subscriber.close()
 
     # ------------------------------------------------------------ roles
 
     def env(self) -> dict[str, str]:
-        s = self.settings
-        env = dict(os.environ)
-        env.update(
-            PUBSUB_EMULATOR_HOST=s.emulator_host or "",
-            GOOGLE_CLOUD_PROJECT=s.project,
-            CASSANDRA_HOSTS=",".join(s.cassandra_hosts),
-            CASSANDRA_PORT=str(s.cassandra_port),
-            CASSANDRA_KEYSPACE=s.cassandra_keyspace,
-            PYTHONUNBUFFERED="1",
-        )
-        env.update({name.upper(): getattr(s, name) for name in RESOURCE_NAMES})
-        return env
+        return {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
 
     def start(self, script: str, *args: str) -> RoleProcess:
         return self.start_with_env(script, {}, *args)
@@ -144,9 +112,11 @@ class Pipeline:
 
     # ------------------------------------------------------------ messages and rows
 
-    def publish(self, topic: str, message: dict | bytes, **attributes: str) -> str:
+    def publish(self, stream: str, message: dict | bytes, **attributes: str) -> str:
+        """Publish to the topic of the stream `stream` ("orders" or "payments")."""
         data = message if isinstance(message, bytes) else json.dumps(message).encode()
-        return self.publisher.publish(self.topic_path(topic), data, **attributes).result(timeout=30)
+        topic = self.topic_path(getattr(self.settings, stream).topic)
+        return self.publisher.publish(topic, data, **attributes).result(timeout=30)
 
     def rows(self) -> dict[int, dict]:
         """The whole fact table; an AssertionError while the test's session reconnects."""
@@ -158,6 +128,10 @@ class Pipeline:
         except (NoHostAvailable, DriverException) as error:
             raise AssertionError(f"Cassandra not reachable from the test yet: {error}") from error
         return {row.order_id: row._asdict() for row in result}
+
+    def dead_letters(self, stream: str, wait: float = 3.0) -> list:
+        """Every message now on the dead-letter subscription of `stream` (acked)."""
+        return self.pull(getattr(self.settings, stream).dlq_subscription, wait)
 
     def pull(self, subscription: str, wait: float = 3.0) -> list:
         """Every message now on a subscription (acked), pulling until it stays empty."""
@@ -205,7 +179,7 @@ def account(pipeline: Pipeline, orders: dict[int, dict], payments: dict[int, dic
     for order_id, payment in payments.items():
         if order_id in orders:
             assert {k: rows[order_id][k] for k in payment} == payment, f"payment {order_id}"
-    dead = pipeline.pull("payments_dlq_subscription", wait=2)
+    dead = pipeline.dead_letters("payments", wait=2)
     dead_ids = sorted(json.loads(m.data)["order_id"] for m in dead)
     assert dead_ids == sorted(orphans), (
         f"dead letters {dead_ids[:20]}, expected {sorted(orphans)[:20]}"

@@ -85,11 +85,11 @@ def test_a_corpus_of_malformed_messages_between_valid_ones(pipeline: Pipeline):
         pipeline.start("ingest_in_fact_table.py", "--batch-size", "7", "--order-wait", "30"),
     ]
     for index, (bad, _) in enumerate(BAD_ORDERS):
-        pipeline.publish("orders_topic", order(index + 1))
-        pipeline.publish("orders_topic", bad)
+        pipeline.publish("orders", order(index + 1))
+        pipeline.publish("orders", bad)
     for index, (bad, _) in enumerate(BAD_PAYMENTS):
-        pipeline.publish("payments_topic", payment(index + 1))
-        pipeline.publish("payments_topic", bad)
+        pipeline.publish("payments", payment(index + 1))
+        pipeline.publish("payments", bad)
 
     def all_valid_stored():
         rows = pipeline.rows()
@@ -98,10 +98,8 @@ def test_a_corpus_of_malformed_messages_between_valid_ones(pipeline: Pipeline):
         assert paid == set(range(1, len(BAD_PAYMENTS) + 1))
 
     eventually(all_valid_stored, timeout=90)
-    dead_orders = _reasons(eventually(lambda: _at_least(pipeline, "orders_dlq_subscription", 27)))
-    dead_payments = _reasons(
-        eventually(lambda: _at_least(pipeline, "payments_dlq_subscription", len(BAD_PAYMENTS)))
-    )
+    dead_orders = _reasons(eventually(lambda: _at_least(pipeline, "orders", 27)))
+    dead_payments = _reasons(eventually(lambda: _at_least(pipeline, "payments", len(BAD_PAYMENTS))))
     assert dead_orders == sorted(reason for _, reason in BAD_ORDERS)
     assert dead_payments == sorted(reason for _, reason in BAD_PAYMENTS)
     for consumer in consumers:
@@ -113,9 +111,9 @@ def test_a_corpus_of_malformed_messages_between_valid_ones(pipeline: Pipeline):
 _collected: dict[str, list] = {}
 
 
-def _at_least(pipeline: Pipeline, subscription: str, count: int) -> list:
-    messages = _collected.setdefault(f"{id(pipeline)}{subscription}", [])
-    messages += pipeline.pull(subscription, wait=1)
+def _at_least(pipeline: Pipeline, stream: str, count: int) -> list:
+    messages = _collected.setdefault(f"{id(pipeline)}{stream}", [])
+    messages += pipeline.dead_letters(stream, wait=1)
     assert len(messages) >= count, f"{len(messages)} of {count}"
     return messages
 
@@ -130,23 +128,19 @@ def test_no_full_card_number_reaches_the_table_the_dlqs_or_the_logs(pipeline: Pi
         pipeline.start("ingest_in_fact_table.py", "--log-level", "DEBUG", "--order-wait", "0"),
     ]
     a, b, c = FULL_CARD_NUMBERS
-    pipeline.publish("orders_topic", order(1))
+    pipeline.publish("orders", order(1))
     pipeline.publish(
-        "orders_topic", order(2, shipping_address=f"pay with {a[:4]} {a[4:8]} {a[8:12]} {a[12:]}")
+        "orders", order(2, shipping_address=f"pay with {a[:4]} {a[4:8]} {a[8:12]} {a[12:]}")
     )
-    pipeline.publish("orders_topic", order(3, note=b))
+    pipeline.publish("orders", order(3, note=b))
     eventually(lambda: _assert_rows(pipeline, {1}), timeout=30)
-    pipeline.publish("payments_topic", payment(1, card_last_four=c))
-    pipeline.publish("payments_topic", payment(1, payment_method=f"Visa {b}"))
-    pipeline.publish(
-        "payments_topic", payment(1, payment_status=f"{a[:4]}-{a[4:8]}-{a[8:12]}-{a[12:]}")
-    )
-    pipeline.publish("payments_topic", payment(int(b)))
+    pipeline.publish("payments", payment(1, card_last_four=c))
+    pipeline.publish("payments", payment(1, payment_method=f"Visa {b}"))
+    pipeline.publish("payments", payment(1, payment_status=f"{a[:4]}-{a[4:8]}-{a[8:12]}-{a[12:]}"))
+    pipeline.publish("payments", payment(int(b)))
 
-    dead_orders = eventually(lambda: _at_least(pipeline, "orders_dlq_subscription", 2), timeout=30)
-    dead_payments = eventually(
-        lambda: _at_least(pipeline, "payments_dlq_subscription", 4), timeout=30
-    )
+    dead_orders = eventually(lambda: _at_least(pipeline, "orders", 2), timeout=30)
+    dead_payments = eventually(lambda: _at_least(pipeline, "payments", 4), timeout=30)
     for consumer in consumers:
         assert consumer.stop() == 0
 
@@ -172,7 +166,7 @@ def _assert_rows(pipeline: Pipeline, ids: set[int]) -> None:
 def test_pubsub_dead_letter_policy_stops_a_message_that_keeps_failing(services, pipeline):
     """The safety net: after max delivery attempts Pub/Sub itself forwards to the DLQ topic."""
     found = pipeline.subscriber.get_subscription(
-        subscription=pipeline.subscription_path("payments_subscription")
+        subscription=pipeline.subscription_path(pipeline.settings.payments.subscription)
     )
     assert found.dead_letter_policy.max_delivery_attempts == 20
     for name, dlq in (
@@ -186,8 +180,8 @@ def test_pubsub_dead_letter_policy_stops_a_message_that_keeps_failing(services, 
         assert configured.dead_letter_policy.max_delivery_attempts == 20
 
     poison = f"poison {uuid.uuid4()}".encode()
-    pipeline.publish("payments_topic", poison)
-    path = pipeline.subscription_path("payments_subscription")
+    pipeline.publish("payments", poison)
+    path = pipeline.subscription_path(pipeline.settings.payments.subscription)
     attempts = []
 
     def nack_until_forwarded():
@@ -197,7 +191,7 @@ def test_pubsub_dead_letter_policy_stops_a_message_that_keeps_failing(services, 
             pipeline.subscriber.modify_ack_deadline(
                 subscription=path, ack_ids=[received.ack_id], ack_deadline_seconds=0
             )
-        forwarded = pipeline.pull("payments_dlq_subscription", wait=0.5)
+        forwarded = pipeline.dead_letters("payments", wait=0.5)
         assert forwarded, f"{len(attempts)} deliveries so far"
         return forwarded
 
@@ -215,7 +209,7 @@ def test_credentials_never_reach_the_logs(pipeline, cassandra):
     run_cql_file(cassandra, Path(__file__).with_name("test_role.cql"))
     login = {"CASSANDRA_USERNAME": TEST_ROLE, "CASSANDRA_PASSWORD": TEST_ROLE_PASSWORD}
     consumer = pipeline.start_with_env("order_data_consumer.py", login, "--log-level", "DEBUG")
-    pipeline.publish("orders_topic", order(77))
+    pipeline.publish("orders", order(77))
     eventually(lambda: _assert_rows(pipeline, {77}), timeout=30)
     wrong = pipeline.start_with_env(
         "order_data_consumer.py",
@@ -235,5 +229,5 @@ def test_valid_mock_data_with_extra_fields_is_stored(pipeline: Pipeline):
     """Other producers may add fields: unknown fields never break a message."""
     pipeline.start("order_data_consumer.py")
     extra = {**mock_order(5, random.Random(1)).__dict__, "channel": "web", "tags": ["a"]}
-    pipeline.publish("orders_topic", extra)
+    pipeline.publish("orders", extra)
     eventually(lambda: _assert_rows(pipeline, {5}), timeout=30)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from ecom_pipeline.cassandra_store import FactStore, prepare_in_keyspace
+from ecom_pipeline.cassandra_session import prepare_in_keyspace
+from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.messages import mock_order, mock_payment
 
 

@@ -34,10 +34,12 @@ def publish_mock(pipeline: Pipeline, order_ids, payment_ids, seed: int = 1):
     orders = {i: mock_order(i, rng) for i in order_ids}
     payments = {i: mock_payment(i, rng) for i in payment_ids}
     futures = [
-        pipeline.publisher.publish(pipeline.topic_path("orders_topic"), o.to_json())
+        pipeline.publisher.publish(pipeline.topic_path(pipeline.settings.orders.topic), o.to_json())
         for o in orders.values()
     ] + [
-        pipeline.publisher.publish(pipeline.topic_path("payments_topic"), p.to_json())
+        pipeline.publisher.publish(
+            pipeline.topic_path(pipeline.settings.payments.topic), p.to_json()
+        )
         for p in payments.values()
     ]
     for future in futures:
@@ -195,7 +197,7 @@ def test_two_instances_of_each_consumer_give_the_same_table_as_one(pipeline):
     dead: list = []
 
     def orphans_dead_lettered():
-        dead.extend(pipeline.pull("payments_dlq_subscription", wait=1))
+        dead.extend(pipeline.dead_letters("payments", wait=1))
         assert len(dead) >= 30
 
     eventually(orphans_dead_lettered, timeout=90)

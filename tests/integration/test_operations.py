@@ -48,9 +48,9 @@ def test_status_reports_exact_counts_and_leaves_the_dlqs_as_they_were(pipeline: 
         pipeline.start("payments_data_producer.py", "--interval", "0", "--last-id", "50").wait(60)
         == 0
     )
-    pipeline.publish("orders_topic", order(61))  # no payment is ever published for these
-    pipeline.publish("orders_topic", order(62))
-    pipeline.publish("orders_topic", order(63, quantity=0))
+    pipeline.publish("orders", order(61))  # no payment is ever published for these
+    pipeline.publish("orders", order(62))
+    pipeline.publish("orders", order(63, quantity=0))
     eventually(lambda: _equal(stats_of(payments), {"stored": 20, "dead_lettered": 30}), timeout=60)
     eventually(lambda: _equal(stats_of(orders), {"stored": 22, "dead_lettered": 1}), timeout=30)
 
@@ -58,13 +58,13 @@ def test_status_reports_exact_counts_and_leaves_the_dlqs_as_they_were(pipeline: 
     assert "orders stored:           22" in first
     assert "orders paid:             20" in first
     assert re.search(r"orders awaiting payment: 2 +\(oldest: order 61, stored ", first), first
-    assert f"{pipeline.settings.payments_dlq_subscription}: 30 messages" in first
+    assert f"{pipeline.settings.payments.dlq_subscription}: 30 messages" in first
     assert re.search(r"\n +30 +order_not_found\n", first)
-    assert f"{pipeline.settings.orders_dlq_subscription}: 1 messages" in first
+    assert f"{pipeline.settings.orders.dlq_subscription}: 1 messages" in first
     assert re.search(r"\n +1 +invalid:quantity\n", first)
 
     assert run_operation(pipeline, "status") == first, "status must not consume the DLQs"
-    assert len(pipeline.pull("payments_dlq_subscription")) == 30
+    assert len(pipeline.dead_letters("payments")) == 30
 
 
 def _equal(actual, expected) -> None:
@@ -74,11 +74,11 @@ def _equal(actual, expected) -> None:
 def test_redrive_attaches_payments_whose_order_arrived_later(pipeline: Pipeline):
     payments = pipeline.start("ingest_in_fact_table.py", "--order-wait", "0")
     for number in range(1, 41):
-        pipeline.publish("payments_topic", payment(number))
+        pipeline.publish("payments", payment(number))
     eventually(lambda: _equal(stats_of(payments)["dead_lettered"], 40), timeout=60)
     pipeline.start("order_data_consumer.py")
     for number in range(1, 31):
-        pipeline.publish("orders_topic", order(number))
+        pipeline.publish("orders", order(number))
     eventually(lambda: _equal(len(pipeline.rows()), 30), timeout=60)
 
     dry = run_operation(pipeline, "redrive", "--dry-run")
@@ -91,7 +91,7 @@ def test_redrive_attaches_payments_whose_order_arrived_later(pipeline: Pipeline)
     assert "republished 30; left on the DLQ: 10 order_still_missing" in done
     rows = eventually(lambda: _all_paid(pipeline, range(1, 31)), timeout=60)
     assert all(rows[n]["payment_id"] == n + 1000 for n in range(1, 31))
-    left = pipeline.pull("payments_dlq_subscription")
+    left = pipeline.dead_letters("payments")
     assert sorted(json.loads(m.data)["order_id"] for m in left) == list(range(31, 41))
 
 
@@ -105,7 +105,9 @@ def test_an_interrupted_redrive_loses_nothing_when_run_again(pipeline: Pipeline)
     payments = pipeline.start("ingest_in_fact_table.py", "--order-wait", "0")
     numbers = range(1, 301)
     futures = [
-        pipeline.publisher.publish(pipeline.topic_path("payments_topic"), payment(n))
+        pipeline.publisher.publish(
+            pipeline.topic_path(pipeline.settings.payments.topic), payment(n)
+        )
         for n in numbers
     ]
     for future in futures:
@@ -113,7 +115,8 @@ def test_an_interrupted_redrive_loses_nothing_when_run_again(pipeline: Pipeline)
     eventually(lambda: _equal(stats_of(payments)["dead_lettered"], 300), timeout=60)
     pipeline.start("order_data_consumer.py")
     futures = [
-        pipeline.publisher.publish(pipeline.topic_path("orders_topic"), order(n)) for n in numbers
+        pipeline.publisher.publish(pipeline.topic_path(pipeline.settings.orders.topic), order(n))
+        for n in numbers
     ]
     for future in futures:
         future.result(timeout=60)
@@ -142,7 +145,7 @@ def test_an_interrupted_redrive_loses_nothing_when_run_again(pipeline: Pipeline)
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
-    assert pipeline.pull("payments_dlq_subscription", wait=5) == []
+    assert pipeline.dead_letters("payments", wait=5) == []
 
 
 def _assert_in(needle: str, text: str) -> None:
@@ -159,9 +162,9 @@ def test_metrics_endpoint_serves_prometheus_text_matching_the_counts(pipeline: P
     port = _free_port()
     consumer = pipeline.start("order_data_consumer.py", "--metrics-port", str(port))
     for number in range(1, 6):
-        pipeline.publish("orders_topic", order(number))
-    pipeline.publish("orders_topic", order(6, quantity=0))
-    pipeline.publish("orders_topic", b"not json")
+        pipeline.publish("orders", order(number))
+    pipeline.publish("orders", order(6, quantity=0))
+    pipeline.publish("orders", b"not json")
     eventually(lambda: _equal(stats_of(consumer), {"stored": 5, "dead_lettered": 2}), timeout=60)
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:

@@ -7,8 +7,8 @@ import re
 import signal
 import time
 
-from ecom_pipeline.cassandra_store import FactStore
 from ecom_pipeline.consumer import Consumer
+from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.ingest import OrderIngest, PaymentIngest
 from ecom_pipeline.shutdown import Shutdown
 from tests.integration.pipeline import Pipeline
@@ -36,24 +36,24 @@ def paid(rows: dict, order_ids) -> bool:
 def test_worked_example_gives_the_13_column_row_and_the_orphan_goes_to_the_dlq(pipeline):
     pipeline.start("order_data_consumer.py")
     pipeline.start("ingest_in_fact_table.py", "--order-wait", "3")
-    pipeline.publish("orders_topic", WORKED_ORDER)
+    pipeline.publish("orders", WORKED_ORDER)
     wait_for_rows(pipeline, lambda rows: 42 in rows)
     orphan_bytes = json.dumps(ORPHAN_PAYMENT, indent=1).encode()  # any formatting, kept as sent
-    orphan_id = pipeline.publish("payments_topic", orphan_bytes)
-    pipeline.publish("payments_topic", WORKED_PAYMENT)
+    orphan_id = pipeline.publish("payments", orphan_bytes)
+    pipeline.publish("payments", WORKED_PAYMENT)
 
     rows = wait_for_rows(pipeline, lambda rows: rows.get(42, {}).get("payment_id") == 1042)
     assert rows == {42: {**WORKED_ORDER, **WORKED_PAYMENT}}
     assert all(value is not None for value in rows[42].values()) and len(rows[42]) == 13
 
-    dead = eventually(lambda: _non_empty(pipeline.pull("payments_dlq_subscription")), timeout=30)
+    dead = eventually(lambda: _non_empty(pipeline.dead_letters("payments")), timeout=30)
     assert len(dead) == 1
     assert dead[0].data == orphan_bytes
     attributes = dict(dead[0].attributes)
     assert attributes["reason"] == "order_not_found"
     assert attributes["order_id"] == "999"
     assert attributes["original_message_id"] == orphan_id
-    assert attributes["source_subscription"] == pipeline.settings.payments_subscription
+    assert attributes["source_subscription"] == pipeline.settings.payments.subscription
     assert "original_publish_time" in attributes and "delivery_attempt" in attributes
     assert set(pipeline.rows()) == {42}, "the orphan payment must not create a row"
 
@@ -83,7 +83,7 @@ def test_shortened_default_scenario_pays_orders_1_to_20_and_dead_letters_21_to_5
         assert None not in row.values()
 
     def all_dead_letters():
-        dead.extend(pipeline.pull("payments_dlq_subscription"))
+        dead.extend(pipeline.dead_letters("payments"))
         assert len(dead) >= 30
         return dead
 
@@ -91,7 +91,7 @@ def test_shortened_default_scenario_pays_orders_1_to_20_and_dead_letters_21_to_5
     eventually(all_dead_letters, timeout=60)
     assert sorted(json.loads(m.data)["order_id"] for m in dead) == list(range(21, 51))
     assert {m.attributes["reason"] for m in dead} == {"order_not_found"}
-    assert pipeline.pull("orders_dlq_subscription", wait=1) == []
+    assert pipeline.dead_letters("orders", wait=1) == []
     for consumer in consumers:
         assert consumer.stop() == 0
 
@@ -99,12 +99,12 @@ def test_shortened_default_scenario_pays_orders_1_to_20_and_dead_letters_21_to_5
 def test_an_order_published_again_keeps_its_payment(pipeline):
     pipeline.start("order_data_consumer.py")
     pipeline.start("ingest_in_fact_table.py")
-    pipeline.publish("orders_topic", WORKED_ORDER)
-    pipeline.publish("payments_topic", WORKED_PAYMENT)
+    pipeline.publish("orders", WORKED_ORDER)
+    pipeline.publish("payments", WORKED_PAYMENT)
     wait_for_rows(pipeline, lambda rows: paid(rows, [42]))
 
     shipped = {**WORKED_ORDER, "order_status": "Shipped", "quantity": 2}
-    pipeline.publish("orders_topic", shipped)
+    pipeline.publish("orders", shipped)
     rows = wait_for_rows(pipeline, lambda rows: rows[42]["order_status"] == "Shipped")
     assert rows[42] == {**shipped, **WORKED_PAYMENT}
 
@@ -113,25 +113,25 @@ def test_messages_published_twice_give_the_same_final_state(pipeline):
     pipeline.start("order_data_consumer.py")
     pipeline.start("ingest_in_fact_table.py", "--order-wait", "3")
     for _ in range(2):
-        pipeline.publish("orders_topic", WORKED_ORDER)
+        pipeline.publish("orders", WORKED_ORDER)
     wait_for_rows(pipeline, lambda rows: 42 in rows)
     for _ in range(2):
-        pipeline.publish("payments_topic", WORKED_PAYMENT)
+        pipeline.publish("payments", WORKED_PAYMENT)
     rows = wait_for_rows(pipeline, lambda rows: paid(rows, [42]))
     assert rows == {42: {**WORKED_ORDER, **WORKED_PAYMENT}}
-    assert pipeline.pull("payments_dlq_subscription", wait=2) == []
+    assert pipeline.dead_letters("payments", wait=2) == []
 
 
 def test_a_payment_ahead_of_its_order_waits_and_is_attached(pipeline):
     payments = pipeline.start("ingest_in_fact_table.py", "--order-wait", "60")
-    pipeline.publish("payments_topic", WORKED_PAYMENT)
+    pipeline.publish("payments", WORKED_PAYMENT)
     eventually(lambda: _assert_in("delayed 1", payments.output()), timeout=30)
 
     pipeline.start("order_data_consumer.py")
-    pipeline.publish("orders_topic", WORKED_ORDER)
+    pipeline.publish("orders", WORKED_ORDER)
     rows = wait_for_rows(pipeline, lambda rows: paid(rows, [42]), timeout=60)
     assert rows == {42: {**WORKED_ORDER, **WORKED_PAYMENT}}
-    assert pipeline.pull("payments_dlq_subscription", wait=1) == []
+    assert pipeline.dead_letters("payments", wait=1) == []
 
 
 def _assert_in(needle: str, haystack: str) -> None:
@@ -160,8 +160,12 @@ def test_our_producers_speak_the_spec_format(pipeline):
     payments = pipeline.start("payments_data_producer.py", "--interval", "0", "--last-id", "5")
     assert orders.wait(timeout=60) == 0 and payments.wait(timeout=60) == 0
 
-    order_messages = [json.loads(m.data) for m in pipeline.pull("orders_subscription")]
-    payment_messages = [json.loads(m.data) for m in pipeline.pull("payments_subscription")]
+    order_messages = [
+        json.loads(m.data) for m in pipeline.pull(pipeline.settings.orders.subscription)
+    ]
+    payment_messages = [
+        json.loads(m.data) for m in pipeline.pull(pipeline.settings.payments.subscription)
+    ]
     assert sorted(o["order_id"] for o in order_messages) == [1, 2, 3, 4, 5]
     for order in order_messages:
         assert {k: type(v) for k, v in order.items()} == {
@@ -213,25 +217,24 @@ def test_a_payment_redelivered_after_its_write_gives_the_same_row(services, fact
     pipeline = Pipeline(services.settings, tmp_path, facts_table, ack_deadline=10).create()
     try:
         store = FactStore(facts_table, pipeline.settings)
-        pipeline.publish("orders_topic", WORKED_ORDER)
-        pipeline.publish("payments_topic", WORKED_PAYMENT)
-        _run_consumer(pipeline, pipeline.subscriber, "orders_subscription", OrderIngest(store), 1)
+        pipeline.publish("orders", WORKED_ORDER)
+        pipeline.publish("payments", WORKED_PAYMENT)
+        _run_consumer(pipeline, pipeline.subscriber, "orders", OrderIngest(store), 1)
         flaky = _FirstAckLost(pipeline.subscriber)
-        consumer = _run_consumer(pipeline, flaky, "payments_subscription", PaymentIngest(store), 2)
+        consumer = _run_consumer(pipeline, flaky, "payments", PaymentIngest(store), 2)
         assert flaky.lost_acks == 1
-        assert consumer.stats["stored"] == 2, "the payment must have come back"
+        assert consumer.stats.counts["stored"] == 2, "the payment must have come back"
         assert pipeline.rows() == {42: {**WORKED_ORDER, **WORKED_PAYMENT}}
     finally:
         pipeline.close()
 
 
-def _run_consumer(pipeline, subscriber, subscription, handler, stored: int) -> Consumer:
+def _run_consumer(pipeline, subscriber, stream: str, handler, stored: int) -> Consumer:
     shutdown = Shutdown()
     consumer = Consumer(
         name="test consumer",
         settings=pipeline.settings,
-        subscription=getattr(pipeline.settings, subscription),
-        dead_letter_topic=pipeline.settings.payments_dlq_topic,
+        stream=getattr(pipeline.settings, stream),
         handler=handler,
         subscriber=subscriber,
         publisher=pipeline.publisher,
@@ -239,6 +242,6 @@ def _run_consumer(pipeline, subscriber, subscription, handler, stored: int) -> C
         pull_timeout=1.0,
     )
     deadline = time.monotonic() + 60
-    while consumer.stats["stored"] < stored and time.monotonic() < deadline:
+    while consumer.stats.counts["stored"] < stored and time.monotonic() < deadline:
         consumer.process(consumer.pull())
     return consumer

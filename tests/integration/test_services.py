@@ -11,7 +11,7 @@ import pytest
 from google.api_core.exceptions import NotFound
 
 from devtools import services as local_services
-from ecom_pipeline.cassandra_store import CassandraUnavailable, open_session, prepare_in_keyspace
+from ecom_pipeline.cassandra_session import CassandraUnavailable, open_session, prepare_in_keyspace
 from tests.integration.conftest import Services, run_setup_pubsub
 from tests.waiting import eventually
 

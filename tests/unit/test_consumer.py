@@ -6,7 +6,8 @@ from concurrent.futures import Future
 
 from prometheus_client import generate_latest
 
-from ecom_pipeline.consumer import Consumer, DeadLetter, Delay, Delivery, Retry, Stored
+from ecom_pipeline.consumer import Consumer
+from ecom_pipeline.outcomes import DeadLetter, Delay, Delivery, Retry, Stored
 from ecom_pipeline.settings import Settings
 from ecom_pipeline.shutdown import Shutdown
 
@@ -52,8 +53,7 @@ def consumer(handler, publisher=None, subscriber=None):
     return Consumer(
         name="test consumer",
         settings=Settings.from_env({}),
-        subscription="orders_data-sub",
-        dead_letter_topic="dlq_orders_data",
+        stream=Settings().orders,
         handler=handler,
         subscriber=subscriber or StandInSubscriber(),
         publisher=publisher or StandInPublisher(),
@@ -74,11 +74,11 @@ def test_each_outcome_is_settled_as_it_must_be_and_counted():
     assert attributes["reason"] == "invalid:quantity" and attributes["order_id"] == "7"
     assert attributes["original_message_id"] == "id1" and attributes["delivery_attempt"] == "3"
     assert attributes["source_subscription"] == "orders_data-sub"
-    assert dict(loop.stats) | {} == {
+    assert dict(loop.stats.counts) == {
         "received": 4, "stored": 1, "dead_lettered": 1, "dead_lettered:invalid:quantity": 1,
         "delayed": 1, "retried": 1,
     }  # fmt: skip
-    metrics = generate_latest(loop.metrics.registry).decode()
+    metrics = generate_latest(loop.stats.registry).decode()
     assert 'pipeline_messages_received_total{role="test consumer"} 4.0' in metrics
     assert 'pipeline_messages_stored_total{role="test consumer"} 1.0' in metrics
 

@@ -1,6 +1,6 @@
 """How the fact store groups rows into write requests (pure logic)."""
 
-from ecom_pipeline.cassandra_store import replica_groups
+from ecom_pipeline.fact_store import replica_groups
 
 
 def test_writes_are_grouped_by_their_replicas_and_capped_in_size():

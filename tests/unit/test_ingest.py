@@ -3,8 +3,8 @@
 import datetime as dt
 import json
 
-from ecom_pipeline.consumer import DeadLetter, Delay, Delivery, Retry, Stored
 from ecom_pipeline.ingest import OrderIngest, PaymentIngest
+from ecom_pipeline.outcomes import DeadLetter, Delay, Delivery, Retry, Stored
 from ecom_pipeline.producer import id_sequence
 from tests.unit.test_messages import ORDER, PAYMENT
 

@@ -50,6 +50,6 @@ def test_no_cql_statement_is_formatted_or_concatenated():
 
 
 def test_the_scan_sees_the_statements_it_must_check():
-    store = (ROOT / "ecom_pipeline" / "cassandra_store.py").read_text()
+    store = (ROOT / "ecom_pipeline" / "fact_store.py").read_text()
     assert _has_cql(ast.parse(store))
     assert _has_cql(ast.parse('f"SELECT * FROM t WHERE id = {x}"'))

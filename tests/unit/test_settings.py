@@ -13,7 +13,7 @@ def test_defaults_describe_the_local_setup():
     assert settings.cassandra_port == 9042
     assert (settings.cassandra_username, settings.cassandra_password) == ("admin", "admin")
     assert settings.cassandra_keyspace == "ecom_store"
-    assert settings.payments_dlq_topic == "dlq_payments_data"
+    assert settings.payments.dlq_topic == "dlq_payments_data"
 
 
 def test_standard_variables_override_the_defaults():
@@ -36,6 +36,16 @@ def test_standard_variables_override_the_defaults():
     assert (settings.cassandra_username, settings.cassandra_password) == ("ingest", "s3cret")
     assert settings.cassandra_keyspace == "shop"
     assert settings.cassandra_consistency == "LOCAL_ONE"
+
+
+def test_each_stream_name_can_be_changed_and_the_environment_round_trips():
+    settings = Settings.from_env({"ORDERS_TOPIC": "shop_orders", "PAYMENTS_DLQ_SUBSCRIPTION": "d"})
+    assert settings.orders.topic == "shop_orders"
+    assert settings.orders.subscription == "orders_data-sub"
+    assert settings.payments.dlq_subscription == "d"
+    renamed = settings.suffixed("x1")
+    assert renamed.payments.dlq_topic == "dlq_payments_data-x1"
+    assert Settings.from_env(renamed.to_env()) == renamed
 
 
 def test_an_empty_emulator_host_means_real_google_cloud():
@@ -75,7 +85,7 @@ def test_tls_to_cassandra_is_off_unless_a_ca_is_given(tmp_path):
     import ssl
     import subprocess
 
-    from ecom_pipeline.cassandra_store import tls_context
+    from ecom_pipeline.cassandra_session import tls_context
 
     assert tls_context(Settings.from_env({})) is None
     ca = tmp_path / "ca.pem"
@@ -153,5 +163,5 @@ def test_every_role_option_has_its_flag_and_defaults_match_the_roles():
     assert (tuned.pulls, tuned.write_batch) == (2, 3)
 
     producer = argparse.ArgumentParser()
-    cli.add_producer_flags(producer, what="orders", interval=2.0, last_id=80, count_help="n")
+    cli.add_producer_flags(producer, ORDER_PRODUCER, what="orders", count_help="n")
     assert cli.producer_options(producer.parse_args([])) == ORDER_PRODUCER

@@ -1,0 +1,116 @@
+"""Cassandra sessions: how the roles connect, and what a Cassandra error means for a message."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+from cassandra import AuthenticationFailed, ConsistencyLevel, InvalidRequest, ProtocolVersion
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
+from cassandra.query import PreparedStatement
+
+from ecom_pipeline.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def is_refusal(error: Exception) -> bool:
+    """Whether Cassandra or the driver refuses the values themselves, so a retry cannot help."""
+    return isinstance(error, (TypeError, ValueError, InvalidRequest))
+
+
+class CassandraUnavailable(ConnectionError):
+    """Cassandra cannot be reached or refuses the login; the message says which and what to do."""
+
+    def __init__(self, message: str, *, login_refused: bool = False) -> None:
+        super().__init__(message)
+        self.login_refused = login_refused
+
+
+def open_session(
+    settings: Settings,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    connect_timeout: float = 10.0,
+    request_timeout: float = 10.0,
+) -> Session:
+    """Connect with password authentication; close with `session.cluster.shutdown()`.
+
+    The session has no keyspace of its own: statements name it when they are
+    prepared (`prepare_in_keyspace`), as Cassandra 5 recommends.
+    """
+    username = username or settings.cassandra_username
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=ConsistencyLevel.name_to_value[settings.cassandra_consistency],
+        request_timeout=request_timeout,
+    )
+    cluster = Cluster(
+        contact_points=list(settings.cassandra_hosts),
+        port=settings.cassandra_port,
+        auth_provider=PlainTextAuthProvider(
+            username=username,
+            password=settings.cassandra_password if password is None else password,
+        ),
+        protocol_version=ProtocolVersion.V5,
+        # Reconnect within seconds of an outage's end, not minutes.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=connect_timeout,
+        ssl_context=tls_context(settings),
+    )
+    try:
+        return cluster.connect()
+    except NoHostAvailable as error:
+        cluster.shutdown()
+        raise _unavailable(error, settings, username) from error
+    except Exception:
+        cluster.shutdown()
+        raise
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS to Cassandra when a CA certificate is configured (CASSANDRA_TLS_CA)."""
+    if not settings.cassandra_tls_ca:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.cassandra_tls_ca)
+    context.check_hostname = settings.cassandra_tls_verify_hostname
+    return context
+
+
+def prepare_in_keyspace(session: Session, settings: Settings, cql: str) -> PreparedStatement:
+    """Prepare `cql`, whose table names are unqualified, in the configured keyspace."""
+    return session.prepare(cql, keyspace=settings.cassandra_keyspace)
+
+
+def _unavailable(error: NoHostAvailable, settings: Settings, username: str) -> CassandraUnavailable:
+    where = ", ".join(f"{host}:{settings.cassandra_port}" for host in settings.cassandra_hosts)
+    causes = list(error.errors.values())
+    # While a new node sets up its roles it refuses logins with a transient message.
+    if causes and all(
+        isinstance(cause, AuthenticationFailed) and "not yet" not in str(cause).lower()
+        for cause in causes
+    ):
+        return CassandraUnavailable(
+            f"Cassandra at {where} refused the login of user {username!r}: wrong username or "
+            "password. Check CASSANDRA_USERNAME and CASSANDRA_PASSWORD.",
+            login_refused=True,
+        )
+    detail = "; ".join(str(cause) for cause in causes) or str(error)
+    return CassandraUnavailable(
+        f"cannot reach Cassandra at {where} ({detail}). Is it running? "
+        "`make services` starts a local one; CASSANDRA_HOSTS and CASSANDRA_PORT say where it is."
+    )

@@ -1,0 +1,93 @@
+"""The words every part of a consumer shares: a delivery, what becomes of it, and why.
+
+A handler turns deliveries into outcomes; the consumer loop settles each outcome
+with Pub/Sub. Neither imports the other: both import this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a message is on a dead-letter topic: its `reason` attribute.
+
+    `invalid:<field>` reasons are made by `Reason.invalid(field)`; the table in
+    README.md lists every member, a test keeps the two in step.
+    """
+
+    ORDER_NOT_FOUND = "order_not_found"
+    INVALID_MESSAGE = "invalid:message"
+    CARD_NUMBER = "invalid:card_number"
+    UNSTORABLE = "unstorable"
+    PROCESSING_ERROR = "processing_error"
+    PUBSUB_FORWARDED = "pubsub_max_delivery_attempts"
+
+    @staticmethod
+    def invalid(field_name: str) -> str:
+        """The reason for a field that is missing or breaks its rule, e.g. `invalid:quantity`."""
+        return f"invalid:{field_name}"
+
+
+INVALID_FIELD = Reason.invalid("<field>")
+# Dead letters that can succeed when sent again (their order may exist by now);
+# an invalid message would only come back.
+REDRIVABLE = frozenset({Reason.ORDER_NOT_FOUND, Reason.PUBSUB_FORWARDED})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One received message, as the handlers see it."""
+
+    ack_id: str
+    message_id: str
+    data: bytes
+    attributes: dict[str, str]
+    publish_time: dt.datetime
+    delivery_attempt: int
+
+    def age(self, now: dt.datetime | None = None) -> float:
+        """Seconds since the message was first published."""
+        return ((now or dt.datetime.now(dt.UTC)) - self.publish_time).total_seconds()
+
+
+@dataclass(frozen=True)
+class Stored:
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Publish to the dead-letter topic, then ack; `body` replaces the original bytes."""
+
+    reason: str
+    error: str
+    attributes: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Not processable yet (a payment ahead of its order): redeliver after `seconds`."""
+
+    seconds: float
+    why: str
+
+
+# How long a message waits after a store failure before it is delivered again.
+STORE_RETRY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Retry:
+    """The store failed: redeliver after `seconds`; never a dead letter."""
+
+    seconds: float
+    error: str
+
+
+Outcome = Stored | DeadLetter | Delay | Retry
+Handler = Callable[[Sequence[Delivery]], list[Outcome]]
