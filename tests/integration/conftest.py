@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools import cassandra_node, pubsub_emulator
 from devtools import services as local_services
 from ecom_pipeline.cassandra_session import open_session, prepare_in_keyspace
 from ecom_pipeline.pubsub import publisher_client, subscriber_client
@@ -77,17 +78,17 @@ def _local_services(settings: Settings) -> Iterator[Services]:
     local_services.start(settings)
 
     def stop() -> None:
-        local_services.stop_cassandra()
+        cassandra_node.stop_cassandra()
 
     def start() -> None:
-        local_services.start_cassandra(settings)
+        cassandra_node.start_cassandra(settings)
 
     def restart() -> None:
         stop()
         start()
 
     def start_emulator() -> None:
-        local_services.start_emulator(settings)
+        pubsub_emulator.start_emulator(settings)
         result = run_setup_pubsub(services)
         assert result.returncode == 0, result.stderr
 
@@ -97,7 +98,7 @@ def _local_services(settings: Settings) -> Iterator[Services]:
         restart,
         stop,
         start,
-        stop_emulator=local_services.stop_emulator,
+        stop_emulator=pubsub_emulator.stop_emulator,
         start_emulator=start_emulator,
     )
     yield services
@@ -138,13 +139,13 @@ def _docker_services(settings: Settings) -> Iterator[Services]:
             )
             return holder["settings"]
 
-        local_services.ensure_roles_and_schema(locate())
+        cassandra_node.ensure_roles_and_schema(locate())
         wrapped = cassandra.get_wrapped_container()
 
         def start() -> None:
             wrapped.start()
             services.settings = locate()
-            local_services.ensure_roles_and_schema(services.settings)
+            cassandra_node.ensure_roles_and_schema(services.settings)
 
         def restart() -> None:
             wrapped.stop()

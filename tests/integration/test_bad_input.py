@@ -8,7 +8,7 @@ import re
 import uuid
 from pathlib import Path
 
-from devtools.services import run_cql_file
+from devtools.cassandra_node import run_cql_file
 from ecom_pipeline.messages import mock_order
 from tests.integration.pipeline import Pipeline
 from tests.unit.test_messages import ORDER, PAYMENT

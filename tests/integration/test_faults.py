@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from devtools import services as local_services
+from devtools import cassandra_node
 from ecom_pipeline.messages import mock_order, mock_payment
 from tests.integration.pipeline import Pipeline, account, published_ids
 from tests.integration.test_services import live_processes_with
@@ -103,7 +103,7 @@ def test_cassandra_paused_mid_stream_times_out_and_resumes_without_loss(services
     ]
     orders, payments = publish_mock(pipeline, range(1, 101), range(1, 101), seed=2)
     eventually(lambda: _at_least(len(pipeline.rows()), 10), timeout=60)
-    pid = local_services.CASSANDRA.pid()
+    pid = cassandra_node.CASSANDRA.pid()
     os.kill(pid, signal.SIGSTOP)
     try:
         orders2, payments2 = publish_mock(pipeline, range(101, 201), range(101, 201), seed=3)

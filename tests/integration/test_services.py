@@ -10,7 +10,7 @@ import uuid
 import pytest
 from google.api_core.exceptions import NotFound
 
-from devtools import services as local_services
+from devtools import cassandra_node
 from ecom_pipeline.cassandra_session import CassandraUnavailable, open_session, prepare_in_keyspace
 from tests.integration.conftest import Services, run_setup_pubsub
 from tests.waiting import eventually
@@ -137,7 +137,7 @@ def test_a_row_survives_a_stop_and_start_of_cassandra(services: Services, cassan
 
     services.stop_cassandra()
     if services.mode == "local":
-        assert local_services.CASSANDRA.pid() is None
+        assert cassandra_node.CASSANDRA.pid() is None
         assert not live_processes_with("org.apache.cassandra.service.CassandraDaemon")
     services.start_cassandra()
 

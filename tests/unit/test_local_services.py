@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from devtools import services
-from devtools.services import SetupError
+from devtools import cassandra_node, processes, pubsub_emulator
+from devtools.processes import SetupError
+from ecom_pipeline.settings import Settings
 
 
 def test_schema_file_splits_into_its_statements():
-    statements = list(services.cql_statements(services.SCHEMA_FILE.read_text()))
+    statements = list(cassandra_node.cql_statements(cassandra_node.SCHEMA_FILE.read_text()))
     assert len(statements) == 2
     assert statements[0].startswith("CREATE KEYSPACE IF NOT EXISTS ecom_store")
     assert statements[1].startswith("CREATE TABLE IF NOT EXISTS ecom_store.orders_payments_facts")
@@ -23,9 +24,9 @@ def test_no_supported_jdk_is_named_with_what_to_install(monkeypatch, tmp_path):
     java21.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(java21.parent.parent))
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(services, "Path", _NoSystemJdks)
+    monkeypatch.setattr(cassandra_node, "Path", _NoSystemJdks)
     with pytest.raises(SetupError, match=r"needs JDK 17 \(or 11\).*Java 21.*JAVA_HOME"):
-        services.find_java()
+        cassandra_node.find_java()
 
 
 class _NoSystemJdks(type(Path())):
@@ -41,11 +42,11 @@ def test_a_taken_port_is_reported_with_how_to_find_the_owner():
         with pytest.raises(
             SetupError, match=rf"port {port} .* is taken by another process.*ss -ltnp"
         ):
-            services._check_port_free("127.0.0.1", port, "test")
+            processes.check_port_free("127.0.0.1", port, "test")
 
 
 def test_maven_unable_to_download_says_so(monkeypatch, tmp_path):
-    monkeypatch.setattr(services, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(cassandra_node, "CACHE_DIR", tmp_path / "cache")
     # Offline with an empty local repository: the real Maven can resolve nothing.
     (tmp_path / ".m2").mkdir()
     (tmp_path / ".m2" / "settings.xml").write_text(
@@ -54,19 +55,19 @@ def test_maven_unable_to_download_says_so(monkeypatch, tmp_path):
     )
     monkeypatch.setenv("MAVEN_OPTS", f"-Duser.home={tmp_path}")
     with pytest.raises(SetupError, match="Maven could not download Cassandra from Maven Central"):
-        services.install_cassandra()
+        cassandra_node.install_cassandra()
 
 
 def test_missing_gcloud_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(services, "STATE_DIR", tmp_path / "state")
-    settings = services.Settings.from_env({"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"})
+    monkeypatch.setattr(processes, "STATE_DIR", tmp_path / "state")
+    settings = Settings.from_env({"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"})
     with pytest.raises(SetupError, match=r"gcloud.*not installed.*pubsub-emulator"):
-        services.start_emulator(settings)
+        pubsub_emulator.start_emulator(settings)
 
 
 def test_schema_is_applied_to_the_configured_keyspace():
-    statements = services.schema_statements("shop_test")
+    statements = cassandra_node.schema_statements("shop_test")
     assert statements[0].startswith("CREATE KEYSPACE IF NOT EXISTS shop_test")
     assert all("ecom_store" not in statement for statement in statements)
 
@@ -74,4 +75,4 @@ def test_schema_is_applied_to_the_configured_keyspace():
 @pytest.mark.parametrize("name", ["", "1shop", "shop; DROP KEYSPACE x", "a" * 49, 'shop"'])
 def test_a_keyspace_that_is_not_a_plain_name_is_refused(name):
     with pytest.raises(SetupError, match="CASSANDRA_KEYSPACE"):
-        services.schema_statements(name)
+        cassandra_node.schema_statements(name)

@@ -1,0 +1,379 @@
+"""Apache Cassandra 5.0 as a plain JVM process, from Maven Central jars.
+
+Owns fetching the jars into .cache/, finding a supported JDK, writing cassandra.yaml,
+starting, stopping and resetting the node, and the admin role and schema.cql.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+from devtools.processes import (
+    CACHE_DIR,
+    ROOT,
+    ManagedProcess,
+    SetupError,
+    check_port_free,
+    port_open,
+    wait_until,
+)
+from ecom_pipeline.cassandra_session import CassandraUnavailable, open_session
+from ecom_pipeline.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CASSANDRA_SOURCE = ROOT / "cassandra-setup"
+SCHEMA_FILE = ROOT / "schema.cql"
+
+CASSANDRA_HEAP = "768m"
+CASSANDRA_START_TIMEOUT = 240.0
+SUPPORTED_JDKS = (17, 11)
+
+# Cassandra 5.0's conf/jvm17-server.options (JPMS section) plus what
+# bin/cassandra adds; without them the daemon fails on JDK 17.
+JDK17_OPTIONS = (
+    "-Djdk.attach.allowAttachSelf=true",
+    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports=java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports=java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports=jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-exports=jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+    "--add-exports=jdk.attach/sun.tools.attach=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens=jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens=jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Dio.netty.allocator.useCacheForAllThreads=true",
+    "-Dio.netty.allocator.maxOrder=11",
+)
+
+
+CASSANDRA = ManagedProcess("cassandra", "org.apache.cassandra.service.CassandraDaemon")
+
+
+def cassandra_lib_dir() -> Path:
+    return CACHE_DIR / "cassandra" / "lib"
+
+
+def cassandra_release() -> str | None:
+    """The 5.0.x release in the cache, if it was fetched."""
+    for jar in sorted(cassandra_lib_dir().glob("cassandra-all-*.jar")):
+        return jar.name.removeprefix("cassandra-all-").removesuffix(".jar")
+    return None
+
+
+def install_cassandra() -> str:
+    """Fetch the newest Cassandra 5.0.x jars with Maven, once; returns the release."""
+    release = cassandra_release()
+    if release:
+        return release
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise SetupError(
+            "Maven (mvn) is not installed; it fetches Cassandra from Maven Central. "
+            "Install it (Debian: apt-get install maven) or use docker-compose-cassandra.yml."
+        )
+    logger.info("fetching Apache Cassandra 5.0.x from Maven Central (once, into %s)", CACHE_DIR)
+    target = cassandra_lib_dir()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        result = subprocess.run(
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(CASSANDRA_SOURCE / "pom.xml"),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={tmp}/lib",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+            raise SetupError(
+                "Maven could not download Cassandra from Maven Central. Check the network, "
+                "a proxy or mirror in ~/.m2/settings.xml, then run again.\n" + tail
+            )
+        Path(tmp, "lib").rename(target)
+    release = cassandra_release()
+    if not release:
+        raise SetupError(f"Maven ran but no cassandra-all jar is in {target}")
+    logger.info("Cassandra %s is in %s", release, target)
+    return release
+
+
+def find_java() -> tuple[str, int]:
+    """A java binary of a JDK Cassandra 5.0 supports (17 or 11), and its version."""
+    candidates: list[Path] = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    if shutil.which("java"):
+        candidates.append(Path(shutil.which("java")))
+    candidates += sorted(Path("/usr/lib/jvm").glob("*/bin/java"))
+    seen: list[str] = []
+    usable: dict[int, Path] = {}
+    for java in candidates:
+        version = _java_major(java)
+        if version in SUPPORTED_JDKS:
+            usable.setdefault(version, java)
+        elif version is not None:
+            seen.append(f"{java} is Java {version}")
+    for version in SUPPORTED_JDKS:  # 17 first, even if JAVA_HOME is an 11
+        if version in usable:
+            return str(usable[version]), version
+    found = "; ".join(seen) if seen else "no java found"
+    raise SetupError(
+        f"Cassandra 5.0 needs JDK 17 (or 11): {found}. "
+        "Install OpenJDK 17 (Debian: apt-get install openjdk-17-jdk-headless) "
+        "or point JAVA_HOME at one."
+    )
+
+
+def _java_major(java: Path) -> int | None:
+    try:
+        out = subprocess.run(
+            [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
+        ).stderr
+    except OSError:
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 else major
+
+
+def write_cassandra_config(settings: Settings) -> Path:
+    """The shared cassandra.yaml with this machine's directories and loopback addresses."""
+    state = CASSANDRA.state_dir
+    config = yaml.safe_load((CASSANDRA_SOURCE / "cassandra.yaml").read_text())
+    config.update(
+        listen_address="127.0.0.1",
+        rpc_address="127.0.0.1",
+        native_transport_port=settings.cassandra_port,
+        data_file_directories=[str(state / "data" / "data")],
+        commitlog_directory=str(state / "data" / "commitlog"),
+        hints_directory=str(state / "data" / "hints"),
+        saved_caches_directory=str(state / "data" / "saved_caches"),
+        cdc_raw_directory=str(state / "data" / "cdc_raw"),
+    )
+    conf_dir = state / "conf"
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    path = conf_dir / "cassandra.yaml"
+    path.write_text(
+        "# Written by devtools/cassandra_node.py from cassandra-setup/cassandra.yaml; edits are lost.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    return path
+
+
+def cassandra_command(java: str, config: Path) -> list[str]:
+    state = CASSANDRA.state_dir
+    tmp = state / "tmp"
+    for directory in (tmp, state / "logs"):
+        directory.mkdir(parents=True, exist_ok=True)
+    return [
+        java,
+        f"-Xms{CASSANDRA_HEAP}",
+        f"-Xmx{CASSANDRA_HEAP}",
+        "-Xss256k",
+        "-XX:+UseG1GC",
+        "-XX:+ParallelRefProcEnabled",
+        "-XX:MaxTenuringThreshold=1",
+        "-XX:+HeapDumpOnOutOfMemoryError",
+        f"-XX:HeapDumpPath={state / 'logs'}",
+        "-XX:+CrashOnOutOfMemoryError",
+        "-Djava.net.preferIPv4Stack=true",
+        f"-Djava.io.tmpdir={tmp}",
+        f"-Djna.tmpdir={tmp}",
+        f"-Dcassandra.config={config.as_uri()}",
+        f"-Dcassandra.storagedir={state / 'data'}",
+        f"-Dcassandra.logdir={state / 'logs'}",
+        f"-Dlogback.configurationFile={(CASSANDRA_SOURCE / 'logback.xml').as_uri()}",
+        "-Dcassandra-foreground=yes",
+        "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        "-Dcassandra.superuser_setup_delay_ms=0",
+        *JDK17_OPTIONS,
+        "-cp",
+        str(cassandra_lib_dir() / "*"),
+        "org.apache.cassandra.service.CassandraDaemon",
+    ]
+
+
+def start_cassandra(settings: Settings) -> None:
+    """Start (or reuse) a Cassandra on the settings' port, then roles and schema."""
+    host = settings.cassandra_hosts[0]
+    if CASSANDRA.pid() is not None:
+        logger.info("Cassandra is already running (pid %d)", CASSANDRA.pid())
+    elif port_open(host, settings.cassandra_port):
+        _check_foreign_cassandra(settings)
+    else:
+        check_port_free(host, 7000, "Cassandra's storage port")
+        release = install_cassandra()
+        java, java_version = find_java()
+        config = write_cassandra_config(settings)
+        logger.info(
+            "starting Cassandra %s on Java %d (heap %s)", release, java_version, CASSANDRA_HEAP
+        )
+        process = CASSANDRA.spawn(cassandra_command(java, config))
+        alive = lambda: process.poll() is None  # noqa: E731
+        try:
+            wait_until(
+                lambda: port_open(host, settings.cassandra_port),
+                CASSANDRA_START_TIMEOUT,
+                "Cassandra did not open its CQL port",
+                alive,
+            )
+        except SetupError as error:
+            raise SetupError(
+                f"{error}; last lines of {CASSANDRA.output_file}:\n"
+                f"{CASSANDRA.output_tail()}\n{_system_log_tail()}"
+            ) from None
+    ensure_roles_and_schema(settings)
+
+
+def _system_log_tail(lines: int = 20) -> str:
+    log = CASSANDRA.state_dir / "logs" / "system.log"
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _check_foreign_cassandra(settings: Settings) -> None:
+    """Something we did not start listens on the CQL port: reuse it if it is Cassandra."""
+    host, port = settings.cassandra_hosts[0], settings.cassandra_port
+    try:
+        session = _session_with_retry(settings, timeout=20)
+    except CassandraUnavailable as error:
+        raise SetupError(
+            f"port {port} on {host} is taken by something that is not a Cassandra accepting "
+            f"the login {settings.cassandra_username!r} ({error}). Stop it (`ss -ltnp "
+            f"'sport = :{port}'` shows what it is), or point CASSANDRA_HOSTS/CASSANDRA_PORT "
+            "at the Cassandra you want to use."
+        ) from None
+    session.cluster.shutdown()
+    logger.info("using the Cassandra already listening on %s:%d (not managed here)", host, port)
+
+
+def _session_with_retry(settings: Settings, timeout: float, **login: str):
+    """A session as soon as the node accepts the login; a refused login is not retried."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return open_session(settings, **login)
+        except CassandraUnavailable as error:
+            if error.login_refused or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def ensure_roles_and_schema(settings: Settings) -> None:
+    """Create admin (retiring the default superuser) and apply schema.cql, idempotently."""
+    try:
+        session = _session_with_retry(settings, timeout=CASSANDRA_START_TIMEOUT)
+    except CassandraUnavailable as error:
+        if not error.login_refused:
+            raise SetupError(str(error)) from None
+        logger.info("creating the superuser %r", settings.cassandra_username)
+        try:
+            bootstrap = _session_with_retry(
+                settings, timeout=60, username="cassandra", password="cassandra"
+            )
+        except CassandraUnavailable:
+            raise SetupError(
+                f"{error} The default superuser cassandra/cassandra is gone too, so the "
+                "role cannot be created here: use the credentials of this cluster, or "
+                "`python -m devtools.services reset cassandra` to start a local one afresh."
+            ) from None
+        try:
+            run_cql_file(bootstrap, CASSANDRA_SOURCE / "create_admin.cql")
+        finally:
+            bootstrap.cluster.shutdown()
+        session = _session_with_retry(settings, timeout=60)
+        logger.info("dropping the default superuser 'cassandra'")
+        run_cql_file(session, CASSANDRA_SOURCE / "drop_default_role.cql")
+    try:
+        for statement in schema_statements(settings.cassandra_keyspace):
+            session.execute(statement, timeout=60)
+        release = session.execute("SELECT release_version FROM system.local").one()[0]
+    finally:
+        session.cluster.shutdown()
+    logger.info(
+        "Cassandra %s is ready on %s:%d (keyspace %s)",
+        release,
+        settings.cassandra_hosts[0],
+        settings.cassandra_port,
+        settings.cassandra_keyspace,
+    )
+
+
+def cql_statements(text: str) -> Iterator[str]:
+    """The statements of a CQL file: `--` comments dropped, split on semicolons."""
+    lines = [line.split("--", 1)[0] for line in text.splitlines()]
+    for statement in "\n".join(lines).split(";"):
+        if statement.strip():
+            yield statement.strip()
+
+
+KEYSPACE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
+
+
+def schema_statements(keyspace: str) -> list[str]:
+    """schema.cql's statements for `keyspace` (CASSANDRA_KEYSPACE), which names every table.
+
+    A keyspace is an identifier, which CQL cannot bind as a value: it is checked
+    against Cassandra's rule for unquoted names before it takes `ecom_store`'s place.
+    """
+    if not KEYSPACE_NAME.fullmatch(keyspace):
+        raise SetupError(
+            f"CASSANDRA_KEYSPACE must be letters, digits and underscores (at most 48, "
+            f"starting with a letter), not {keyspace!r}"
+        )
+    text = re.sub(r"\becom_store\b", keyspace, SCHEMA_FILE.read_text())
+    return list(cql_statements(text))
+
+
+def run_cql_file(session, path: Path) -> None:
+    for statement in cql_statements(path.read_text()):
+        session.execute(statement, timeout=60)
+
+
+def stop_cassandra() -> None:
+    """SIGTERM runs Cassandra's shutdown hook, which drains before the JVM exits."""
+    if not CASSANDRA.stop():
+        logger.info("Cassandra is not running (not started here)")
+
+
+def reset_cassandra() -> None:
+    stop_cassandra()
+    shutil.rmtree(CASSANDRA.state_dir / "data", ignore_errors=True)
+    logger.info("Cassandra data removed; the next start begins empty")
