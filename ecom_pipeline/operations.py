@@ -64,7 +64,8 @@ def table_status(store: FactStore) -> TableStatus:
             continue
         status.awaiting_payment += 1
         when = dt.datetime.fromtimestamp(row.order_written / 1e6, dt.UTC)
-        if status.oldest_awaiting is None or when < status.oldest_awaiting[1]:
+        # Rows written in one batch share a time: the lower order id goes first.
+        if status.oldest_awaiting is None or (when, row.order_id) < status.oldest_awaiting[::-1]:
             status.oldest_awaiting = (row.order_id, when)
     return status
 
