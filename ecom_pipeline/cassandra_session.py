@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 
 from cassandra import AuthenticationFailed, ConsistencyLevel, InvalidRequest, ProtocolVersion
@@ -26,9 +27,27 @@ from ecom_pipeline.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+# What Cassandra says when the keyspace, a table or a column is not what the statements expect.
+_SCHEMA_FAULT = re.compile(
+    r"does not exist|unconfigured table|undefined column|unknown identifier", re.IGNORECASE
+)
+
+
+def is_schema_fault(error: Exception) -> bool:
+    """A missing keyspace, table or column: a set-up problem, not the message's fault."""
+    return isinstance(error, InvalidRequest) and bool(_SCHEMA_FAULT.search(str(error)))
+
+
 def is_refusal(error: Exception) -> bool:
-    """Whether Cassandra or the driver refuses the values themselves, so a retry cannot help."""
-    return isinstance(error, (TypeError, ValueError, InvalidRequest))
+    """Whether Cassandra or the driver refuses the values themselves, so a retry cannot help.
+
+    Anything else (unavailable replicas, timeouts, overload, no host, a schema
+    fault) is an outage: the message is fine and is tried again once it is over.
+    """
+    return isinstance(error, (TypeError, ValueError, InvalidRequest)) and not is_schema_fault(error)
+
+
+SCHEMA_HINT = "apply schema.cql (`make services` does) to put it back"
 
 
 class CassandraUnavailable(ConnectionError):

@@ -264,6 +264,13 @@ def add_consumer_flags(parser: argparse.ArgumentParser) -> None:
         "the same replicas own; 1 writes each row alone; above 10 Cassandra's default settings "
         "log a warning per batch (default %(default)s)",
     )
+    parser.add_argument(
+        "--ttl",
+        type=positive_int,
+        metavar="SECONDS",
+        help="let the cells each write touches expire after SECONDS (CQL USING TTL; an order "
+        "and its payment expire separately) (default: never)",
+    )
     add_pubsub_flags(parser)
     add_cassandra_flags(parser)
     add_common_flags(parser)

@@ -9,6 +9,7 @@ effect is durable, so a crash at any point only causes redeliveries.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections import Counter
@@ -82,6 +83,7 @@ class Consumer:
         self.subscription = subscriber.subscription_path(settings.project, stream.subscription)
         self.dead_letter_topic = publisher.topic_path(settings.project, stream.dlq_topic)
         self._failing_since: float | None = None
+        self._outage_started = dt.datetime.now(dt.UTC)
         self._backoff = 0.0
         self._last_stats = time.monotonic()
 
@@ -188,7 +190,10 @@ class Consumer:
         self._log_batch(deliveries, outcomes)
         retries = [o for o in outcomes if isinstance(o, Retry)]
         if retries:
-            self._trouble(retries[0].error)
+            self._trouble(
+                f"store outage: {retries[0].error}; holding no message and pulling none "
+                "until a write and a read succeed"
+            )
             # Rather than hold their leases through the outage.
             self._release_pulled_ahead(seconds=STORE_RETRY_SECONDS)
             self._wait_until_healthy()
@@ -286,6 +291,7 @@ class Consumer:
         if self._failing_since is None:
             self._failing_since = time.monotonic()
             logger.error("%s: %s; backing off and retrying until it works", self.name, error)
+            self._outage_started = dt.datetime.now(dt.UTC)
         else:
             logger.debug("%s: still failing: %s", self.name, error)
         self._backoff = min(max(self._backoff * 2, 0.5), MAX_BACKOFF)
@@ -309,8 +315,9 @@ class Consumer:
     def _recovered(self) -> None:
         if self._failing_since is not None:
             logger.warning(
-                "%s: working again after %.0fs of errors",
+                "%s: working again: the outage that started at %s lasted %.0fs",
                 self.name,
+                f"{self._outage_started:%H:%M:%S} UTC",
                 time.monotonic() - self._failing_since,
             )
             self._failing_since = None

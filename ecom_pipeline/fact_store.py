@@ -1,16 +1,29 @@
-"""The fact table `orders_payments_facts`: the only place that knows its columns and CQL."""
+"""The fact table `orders_payments_facts`: the only place that knows its columns and CQL.
+
+Every write carries its own time (`USING TIMESTAMP`, from the message's publish
+time): Cassandra keeps the cell with the greatest timestamp, so the table ends
+as the latest published version whatever order the writes arrive in.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TypeVar
 
+from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
-from ecom_pipeline.cassandra_session import is_refusal, prepare_in_keyspace
+from ecom_pipeline.cassandra_session import (
+    SCHEMA_HINT,
+    CassandraUnavailable,
+    is_refusal,
+    is_schema_fault,
+    prepare_in_keyspace,
+)
 from ecom_pipeline.messages import Order, Payment
 from ecom_pipeline.options import WRITE_BATCH
 from ecom_pipeline.settings import Settings
@@ -19,13 +32,16 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXISTS_CHUNK = 100
+HEALTH_PROBE_TIMEOUT = 5.0
 
 
 class FactStore:
     """The fact table `orders_payments_facts`: orders upserted, payments attached.
 
-    The order and the payment columns are written by separate statements, so a
-    re-published order never erases its payment and a payment never creates a row.
+    The order and the payment columns are written by separate statements, each
+    with the timestamp of its own message, so a re-published order never erases
+    its payment and a payment never creates a row. `ttl` (seconds, 0 = none)
+    makes the cells a write touches expire.
     """
 
     def __init__(
@@ -35,41 +51,65 @@ class FactStore:
         concurrency: int = 256,
         exists_chunk: int = EXISTS_CHUNK,
         write_batch: int = WRITE_BATCH,
+        ttl: int = 0,
     ) -> None:
         self.session = session
+        self.settings = settings
         self.concurrency = concurrency
         self.exists_chunk = exists_chunk
         self.write_batch = write_batch
-        self._upsert_order = prepare_in_keyspace(
-            session,
-            settings,
+        self.ttl = ttl
+        self.available_since: dt.datetime | None = None  # when the last outage ended
+        try:
+            self._prepare_all()
+        except InvalidRequest as error:
+            if not is_schema_fault(error):
+                raise
+            raise CassandraUnavailable(
+                f"the keyspace {settings.cassandra_keyspace!r} or its tables are not what the "
+                f"pipeline needs ({_server_message(error)}): {SCHEMA_HINT}"
+            ) from None
+
+    def _prepare_all(self) -> None:
+        def prepare(cql: str, *, idempotent: bool = True) -> PreparedStatement:
+            statement = prepare_in_keyspace(self.session, self.settings, cql)
+            statement.is_idempotent = idempotent
+            return statement
+
+        self._upsert_order = prepare(
             "INSERT INTO orders_payments_facts (order_id, customer_id, item, quantity, price,"
-            " shipping_address, order_status, creation_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " shipping_address, order_status, creation_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " USING TIMESTAMP ? AND TTL ?"
         )
-        self._orders_exist = prepare_in_keyspace(
-            session, settings, "SELECT order_id FROM orders_payments_facts WHERE order_id IN ?"
+        self._orders_exist = prepare(
+            "SELECT order_id FROM orders_payments_facts WHERE order_id IN ?"
         )
-        self._attach_payment = prepare_in_keyspace(
-            session,
-            settings,
-            "UPDATE orders_payments_facts SET payment_id = ?, payment_method = ?,"
-            " card_last_four = ?, payment_status = ?, payment_datetime = ? WHERE order_id = ?",
+        self._attach_payment = prepare(
+            "UPDATE orders_payments_facts USING TIMESTAMP ? AND TTL ? SET payment_id = ?,"
+            " payment_method = ?, card_last_four = ?, payment_status = ?, payment_datetime = ?"
+            " WHERE order_id = ?"
         )
-        for statement in (self._upsert_order, self._attach_payment):
-            statement.is_idempotent = True
-        self._orders_exist.is_idempotent = True
-        self._ping = session.prepare("SELECT release_version FROM system.local")
-        self._scan = prepare_in_keyspace(
-            session,
-            settings,
+        self._scan = prepare(
             "SELECT order_id, customer_id, item, quantity, price, shipping_address, order_status,"
             " creation_date, payment_id, payment_method, card_last_four, payment_status,"
-            " payment_datetime, WRITETIME(item) AS order_written FROM orders_payments_facts",
+            " payment_datetime, WRITETIME(item) AS order_written FROM orders_payments_facts"
         )
+        self._probe_write = prepare(
+            "INSERT INTO pipeline_health (probe, checked_at) VALUES (?, toTimestamp(now()))"
+        )
+        self._probe_read = prepare("SELECT checked_at FROM pipeline_health WHERE probe = ?")
 
     def check(self) -> None:
-        """Raise if Cassandra cannot answer a trivial read right now."""
-        self.session.execute(self._ping, timeout=5)
+        """Raise unless a write and reads at the configured consistency succeed right now.
+
+        What ends an outage: a node that answers is not enough when the replicas
+        a write needs are down, nor when the fact table is gone.
+        """
+        timeout = HEALTH_PROBE_TIMEOUT
+        self.session.execute(self._probe_write, ("consumer",), timeout=timeout)
+        self.session.execute(self._probe_read, ("consumer",), timeout=timeout)
+        self.session.execute(self._orders_exist, ([0],), timeout=timeout)
+        self.available_since = dt.datetime.now(dt.UTC)
 
     def scan(self, page_size: int = 5000, timeout: float = 120) -> Iterator:
         """Every row, paged: the 13 columns and `order_written` (microseconds, None if no order).
@@ -79,8 +119,10 @@ class FactStore:
         self._scan.fetch_size = page_size
         return iter(self.session.execute(self._scan, timeout=timeout))
 
-    def upsert_orders(self, orders: Sequence[Order]) -> list[Exception | None]:
-        """Write the order columns of each order; per order None or the error."""
+    def upsert_orders(
+        self, orders: Sequence[Order], timestamps: Sequence[int]
+    ) -> list[Exception | None]:
+        """Write the order columns of each order at its timestamp (µs); per order None or error."""
         return self._run(
             self._upsert_order,
             [
@@ -93,9 +135,12 @@ class FactStore:
                     o.shipping_address,
                     o.order_status,
                     o.creation_date,
+                    timestamp,
+                    self.ttl,
                 )
-                for o in orders
+                for o, timestamp in zip(orders, timestamps, strict=True)
             ],
+            timestamps,
         )
 
     def existing_orders(self, order_ids: Sequence[int]) -> list[bool | Exception]:
@@ -124,12 +169,16 @@ class FactStore:
                 failed.update(dict.fromkeys(chunk, result))
         return [failed.get(order_id, order_id in found) for order_id in order_ids]
 
-    def attach_payments(self, payments: Sequence[Payment]) -> list[Exception | None]:
-        """Fill the five payment columns of orders known to exist; safe to repeat."""
+    def attach_payments(
+        self, payments: Sequence[Payment], timestamps: Sequence[int]
+    ) -> list[Exception | None]:
+        """Fill the five payment columns of orders known to exist, at each payment's timestamp."""
         return self._run(
             self._attach_payment,
             [
                 (
+                    timestamp,
+                    self.ttl,
                     p.payment_id,
                     p.payment_method,
                     p.card_last_four,
@@ -137,25 +186,29 @@ class FactStore:
                     p.payment_datetime,
                     p.order_id,
                 )
-                for p in payments
+                for p, timestamp in zip(payments, timestamps, strict=True)
             ],
+            timestamps,
         )
 
-    def _run(self, statement: PreparedStatement, rows: list[tuple]) -> list[Exception | None]:
+    def _run(
+        self, statement: PreparedStatement, rows: list[tuple], timestamps: Sequence[int]
+    ) -> list[Exception | None]:
         """Write `rows`, `write_batch` rows per request; per row None or the error.
 
         Rows go together in an unlogged batch only when the same replicas own all
         their partitions (the Spark connector's `replica_set` grouping), so the
         coordinator is a replica of every row and the batch costs the cluster no
         more than single writes, while the client sends a tenth of the requests.
-        Of several rows with one key only the last is written (all rows of a
-        batch share one timestamp, so their order would be lost); the others
-        share its result.
+        Of several rows with one key only the one with the latest timestamp is
+        written (Cassandra would keep only its cells anyway); the others share
+        its result.
         """
         results: list[Exception | None] = [None] * len(rows)
         key_of: dict[int, Hashable] = {}
         latest: dict[Hashable, BoundStatement] = {}
-        for index, values in enumerate(rows):
+        latest_time: dict[Hashable, int] = {}
+        for index, (values, timestamp) in enumerate(zip(rows, timestamps, strict=True)):
             try:
                 bound = statement.bind(values)
             except Exception as error:  # what execute_concurrent would report for the row
@@ -164,7 +217,9 @@ class FactStore:
             # Without a known partition key a row is merged with no other.
             key = index if bound.routing_key is None else bound.routing_key
             key_of[index] = key
-            latest[key] = bound
+            if timestamp >= latest_time.get(key, timestamp):
+                latest[key] = bound
+                latest_time[key] = timestamp
 
         groups = self._by_replicas(list(latest.items()))
         written: dict[Hashable, Exception | None] = {}
@@ -230,3 +285,9 @@ def _one_request(
         batch.add(bound)
     batch.is_idempotent = True
     return batch
+
+
+def _server_message(error: Exception) -> str:
+    """Cassandra's own words, without the driver's `Error from server: code=...` wrapping."""
+    text = str(error)
+    return text.split('message="', 1)[-1].rstrip('"') if 'message="' in text else text

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ecom_pipeline.cassandra_session import is_refusal
+from ecom_pipeline.cassandra_session import SCHEMA_HINT, is_refusal, is_schema_fault
 from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.messages import (
     InvalidMessage,
@@ -27,6 +27,7 @@ from ecom_pipeline.outcomes import (
     Retry,
     Stored,
 )
+from ecom_pipeline.pubsub import MAX_ACK_DEADLINE
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,13 @@ MAX_DELAY_SECONDS = 60.0
 
 
 def _store_failure(action: str, error: Exception) -> Outcome:
-    """A value Cassandra refuses is the message's fault; anything else is an outage."""
+    """A value Cassandra refuses is the message's fault; anything else is an outage.
+
+    A missing keyspace, table or column is an outage too: the set-up is wrong,
+    not the message, so nothing is dead-lettered until schema.cql is back.
+    """
+    if is_schema_fault(error):
+        return Retry(STORE_RETRY_SECONDS, f"set-up problem: {error}; {SCHEMA_HINT}")
     if is_refusal(error):
         return DeadLetter(Reason.UNSTORABLE, f"Cassandra refused the {action}: {error}")
     return Retry(STORE_RETRY_SECONDS, f"Cassandra {action} failed: {error}")
@@ -70,7 +77,10 @@ class OrderIngest:
     def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(deliveries)
         orders = _parse_all(deliveries, parse_order, outcomes)
-        errors = self.store.upsert_orders([order for _, order in orders])
+        errors = self.store.upsert_orders(
+            [order for _, order in orders],
+            [deliveries[index].write_timestamp for index, _ in orders],
+        )
         for (index, order), error in zip(orders, errors, strict=True):
             outcomes[index] = (
                 Stored(f"order {order.order_id}")
@@ -78,6 +88,19 @@ class OrderIngest:
                 else _store_failure("write", error)
             )
         return outcomes  # type: ignore[return-value]
+
+
+class OrderWaitTooLong(ValueError):
+    """The grace period does not fit in the subscription's delivery attempts."""
+
+
+def longest_order_wait(max_delivery_attempts: int) -> float:
+    """The longest grace a payment can get before Pub/Sub's own policy forwards it.
+
+    Each redelivery can be put off by Pub/Sub's largest ack deadline, less the
+    second `_missing_order` adds to each spread delay.
+    """
+    return (max_delivery_attempts - 1) * (MAX_ACK_DEADLINE - 1)
 
 
 class PaymentIngest:
@@ -91,6 +114,14 @@ class PaymentIngest:
     def __init__(
         self, store: FactStore, order_wait: float = ORDER_WAIT, max_delivery_attempts: int = 0
     ) -> None:
+        if max_delivery_attempts and order_wait > longest_order_wait(max_delivery_attempts):
+            raise OrderWaitTooLong(
+                f"--order-wait {order_wait:g} cannot be kept: the subscription dead-letters "
+                f"after {max_delivery_attempts} deliveries and Pub/Sub delays a redelivery by "
+                f"{MAX_ACK_DEADLINE} s at most, so a payment can wait "
+                f"{longest_order_wait(max_delivery_attempts):g} s at most. Lower --order-wait "
+                "or raise the subscription's max delivery attempts (setup_pubsub.sh)."
+            )
         self.store = store
         self.order_wait = order_wait
         self.max_delivery_attempts = max_delivery_attempts
@@ -109,7 +140,10 @@ class PaymentIngest:
             else:
                 outcomes[index] = self._missing_order(deliveries[index], payment, now)
 
-        errors = self.store.attach_payments([p for _, p in attachable])
+        errors = self.store.attach_payments(
+            [p for _, p in attachable],
+            [deliveries[index].write_timestamp for index, _ in attachable],
+        )
         for (index, payment), error in zip(attachable, errors, strict=True):
             outcomes[index] = (
                 Stored(f"payment {payment.payment_id} -> order {payment.order_id}")
@@ -119,7 +153,10 @@ class PaymentIngest:
         return outcomes  # type: ignore[return-value]
 
     def _missing_order(self, delivery: Delivery, payment: Payment, now: dt.datetime) -> Outcome:
+        # Time in an outage does not count: the order consumer was held up as well.
         age = delivery.age(now)
+        if self.store.available_since is not None:
+            age = min(age, (now - self.store.available_since).total_seconds())
         remaining = self.order_wait - age
         not_found = {"order_id": str(payment.order_id)}
         if remaining <= 0:

@@ -27,6 +27,13 @@ SHIPPING_ADDRESSES = ("123 Main St, City A", "456 Elm St, City B", "789 Oak St, 
 ORDER_STATUSES = ("Shipped", "Pending", "Delivered", "Cancelled")
 PAYMENT_METHODS = ("Credit Card", "Debit Card", "PayPal", "Google Pay", "Apple Pay")
 PAYMENT_ID_OFFSET = 1000
+# Calendar dates and times in ASCII digits only: Python's ISO parser also takes
+# week dates (2024-W01-1), basic forms (20240121) and other scripts' digits.
+CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 # 13 to 19 digits, optionally grouped by single spaces or dashes: what a full
@@ -258,24 +265,26 @@ def _price(fields: dict[str, Any], name: str) -> float:
 def _date(fields: dict[str, Any], name: str) -> str:
     value = _text(fields, name)
     try:
+        if not CALENDAR_DATE.fullmatch(value):
+            raise ValueError
         dt.date.fromisoformat(value)
     except ValueError:
         raise InvalidMessage(name, f"must be a valid YYYY-MM-DD date, got {value!r}") from None
-    if len(value) != 10:
-        raise InvalidMessage(name, f"must be a valid YYYY-MM-DD date, got {value!r}")
     return value
 
 
 def _timestamp(fields: dict[str, Any], name: str) -> str:
     value = _text(fields, name)
     try:
-        parsed = dt.datetime.fromisoformat(value)
+        if not TIMESTAMP.fullmatch(value):
+            raise ValueError
+        dt.datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidMessage(name, f"must be a valid ISO-8601 timestamp, got {value!r}") from None
-    if "T" not in value or parsed.tzinfo is None:
         raise InvalidMessage(
-            name, f"must be an ISO-8601 timestamp with a time zone (…T…Z), got {value!r}"
-        )
+            name,
+            "must be a valid ISO-8601 timestamp YYYY-MM-DDThh:mm[:ss] with a time zone "
+            f"(e.g. 2024-01-21T12:01:30Z), got {value!r}",
+        ) from None
     return value
 
 

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 PULL_TIMEOUT = 5.0
 PUBLISH_TIMEOUT = 30.0
+DRAINED_AFTER_QUIET_PULLS = 3
 REDRIVE_LEASE = 45  # seconds, > PUBLISH_TIMEOUT: the lease of a batch being re-driven
 FORWARDED_MARK = "CloudPubSubDeadLetterSourceDeliveryCount"
 
@@ -123,7 +124,7 @@ def print_status(table: TableStatus, dead_letters: list[DeadLetterStatus]) -> No
     oldest = ""
     if table.oldest_awaiting:
         order_id, when = table.oldest_awaiting
-        oldest = f"  (oldest: order {order_id}, stored {when:%Y-%m-%d %H:%M:%S} UTC)"
+        oldest = f"  (oldest: order {order_id}, published {when:%Y-%m-%d %H:%M:%S} UTC)"
     print(f"orders awaiting payment: {table.awaiting_payment}{oldest}")
     for status in dead_letters:
         more = "" if status.complete else "+ (peek limit reached)"
@@ -173,6 +174,7 @@ def redrive(
     report = RedriveReport()
     seen: set[str] = set()
     kept: list[str] = []
+    quiet_pulls = 0
     try:
         while limit is None or report.examined < limit:
             wanted = batch_size if limit is None else min(batch_size, limit - report.examined)
@@ -180,7 +182,13 @@ def redrive(
             fresh = [r for r in batch if r.message_id not in seen]
             kept += [r.ack_id for r in batch if r.message_id in seen]
             if not fresh:
-                break
+                # A pull brings what the server has at hand, possibly nothing while
+                # more waits: only several quiet pulls in a row mean it is drained.
+                quiet_pulls += 1
+                if quiet_pulls >= DRAINED_AFTER_QUIET_PULLS or should_stop():
+                    break
+                continue
+            quiet_pulls = 0
             seen.update(r.message_id for r in fresh)
             chosen = _choose(fresh, store, everything, report, started)
             kept += [r.ack_id for r in fresh if r.ack_id not in chosen]

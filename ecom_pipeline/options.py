@@ -34,6 +34,7 @@ class ConsumerOptions:
     pulls: int = 4
     concurrency: int = 256
     write_batch: int = WRITE_BATCH
+    ttl: int | None = None  # seconds until written cells expire; None: never
     stats_interval: float = STATS_INTERVAL
     metrics_port: int | None = None
 

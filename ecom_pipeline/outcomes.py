@@ -7,6 +7,7 @@ with Pub/Sub. Neither imports the other: both import this module.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -38,6 +39,10 @@ INVALID_FIELD = Reason.invalid("<field>")
 REDRIVABLE = frozenset({Reason.ORDER_NOT_FOUND, Reason.PUBSUB_FORWARDED})
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MILLISECOND = dt.timedelta(milliseconds=1)
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One received message, as the handlers see it."""
@@ -52,6 +57,18 @@ class Delivery:
     def age(self, now: dt.datetime | None = None) -> float:
         """Seconds since the message was first published."""
         return ((now or dt.datetime.now(dt.UTC)) - self.publish_time).total_seconds()
+
+    @property
+    def write_timestamp(self) -> int:
+        """The Cassandra write time (µs) of this message's effect: its publish time.
+
+        Pub/Sub stamps publish times to the millisecond (one publish request shares
+        one), so the microseconds are a tie-break from the message id: two messages
+        of one millisecond always resolve the same way, whatever order they are
+        written in, and never against a message of another millisecond.
+        """
+        milliseconds = (self.publish_time - _EPOCH) // _MILLISECOND
+        return milliseconds * 1000 + zlib.crc32(self.message_id.encode()) % 1000
 
 
 @dataclass(frozen=True)

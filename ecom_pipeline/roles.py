@@ -13,7 +13,7 @@ from ecom_pipeline.cassandra_session import open_session
 from ecom_pipeline.cli import SetupProblem
 from ecom_pipeline.consumer import Consumer
 from ecom_pipeline.fact_store import FactStore
-from ecom_pipeline.ingest import OrderIngest, PaymentIngest
+from ecom_pipeline.ingest import OrderIngest, OrderWaitTooLong, PaymentIngest
 from ecom_pipeline.messages import mock_order, mock_payment
 from ecom_pipeline.options import (
     CONSUMER,
@@ -166,12 +166,13 @@ def _consume(
             settings,
             concurrency=options.concurrency,
             write_batch=options.write_batch,
+            ttl=options.ttl or 0,
         )
         consumer = Consumer(
             name=name,
             settings=settings,
             stream=stream,
-            handler=make_handler(store, max_attempts),
+            handler=_handler(make_handler, store, max_attempts),
             health_check=store.check,
             stats=stats,
             subscriber=subscriber,
@@ -188,6 +189,15 @@ def _consume(
         if session is not None:
             session.cluster.shutdown()
     return 0
+
+
+def _handler(
+    make_handler: Callable[[FactStore, int], Handler], store: FactStore, max_attempts: int
+) -> Handler:
+    try:
+        return make_handler(store, max_attempts)
+    except OrderWaitTooLong as error:
+        raise SetupProblem(str(error)) from None
 
 
 def _check(call: Callable[[], T], what: str, settings: Settings) -> T | None:

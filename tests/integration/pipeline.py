@@ -47,6 +47,7 @@ class Pipeline:
     workdir: Path
     cassandra: Any
     ack_deadline: int = 60
+    max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS
     roles: list[RoleProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -74,7 +75,7 @@ class Pipeline:
                 self.settings.project,
                 stream,
                 ack_deadline=self.ack_deadline,
-                max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
+                max_delivery_attempts=self.max_delivery_attempts,
             )
         return self
 

@@ -29,8 +29,10 @@ def test_a_pull_with_repeated_ids_ends_as_if_written_one_by_one_in_order(facts_t
     payments = [mock_payment(order_id, rng) for order_id in range(1, 36)]
     payments.append(dataclasses.replace(payments[9], payment_method="Last One"))
 
-    assert store.upsert_orders(orders) == [None] * len(orders)
-    assert store.attach_payments(payments) == [None] * len(payments)
+    order_times = list(range(1_000, 1_000 + len(orders)))
+    payment_times = list(range(1_000, 1_000 + len(payments)))
+    assert store.upsert_orders(orders, order_times) == [None] * len(orders)
+    assert store.attach_payments(payments, payment_times) == [None] * len(payments)
 
     rows = _rows(facts_table, settings)
     assert sorted(rows) == list(range(1, 36))
@@ -47,8 +49,43 @@ def test_a_batch_over_cassandras_size_limit_is_written_row_by_row(facts_table, s
     orders = [mock_order(order_id, rng) for order_id in range(1, 11)]
     orders[3] = dataclasses.replace(orders[3], shipping_address="x" * 60_000)
 
-    assert store.upsert_orders(orders) == [None] * 10
+    assert store.upsert_orders(orders, [1_000] * 10) == [None] * 10
 
     rows = _rows(facts_table, settings)
     assert sorted(rows) == list(range(1, 11))
     assert len(rows[4].shipping_address) == 60_000
+
+
+def test_the_latest_published_version_wins_whatever_order_the_writes_come_in(facts_table, settings):
+    store = FactStore(facts_table, settings, write_batch=10)
+    rng = random.Random(9)
+    order, payment = mock_order(1, rng), mock_payment(1, rng)
+    older = dataclasses.replace(order, order_status="Pending")
+    newer = dataclasses.replace(order, order_status="Shipped")
+    older_payment = dataclasses.replace(payment, payment_method="PayPal")
+
+    store.upsert_orders([newer], [2_000])
+    store.upsert_orders([older], [1_000])  # redelivered late
+    store.attach_payments([payment, older_payment], [3_000, 2_500])  # one pull, out of order
+    store.upsert_orders([dataclasses.replace(older, item="Book")], [1_500])
+
+    row = _rows(facts_table, settings)[1]
+    assert (row.order_status, row.payment_method) == ("Shipped", payment.payment_method)
+    written = prepare_in_keyspace(
+        facts_table,
+        settings,
+        "SELECT WRITETIME(item), WRITETIME(payment_id) FROM orders_payments_facts"
+        " WHERE order_id = 1",
+    )
+    assert tuple(facts_table.execute(written).one()) == (2_000, 3_000)
+
+
+def test_a_ttl_makes_what_a_write_touches_expire(facts_table, settings):
+    rng = random.Random(10)
+    FactStore(facts_table, settings, ttl=600).upsert_orders([mock_order(1, rng)], [1_000])
+    FactStore(facts_table, settings).upsert_orders([mock_order(2, rng)], [1_000])
+    ttl = prepare_in_keyspace(
+        facts_table, settings, "SELECT order_id, TTL(item) FROM orders_payments_facts"
+    )
+    ttls = dict(tuple(row) for row in facts_table.execute(ttl))
+    assert 590 <= ttls[1] <= 600 and ttls[2] is None

@@ -57,7 +57,7 @@ def test_status_reports_exact_counts_and_leaves_the_dlqs_as_they_were(pipeline: 
     first = run_operation(pipeline, "status")
     assert "orders stored:           22" in first
     assert "orders paid:             20" in first
-    assert re.search(r"orders awaiting payment: 2 +\(oldest: order 61, stored ", first), first
+    assert re.search(r"orders awaiting payment: 2 +\(oldest: order 61, published ", first), first
     assert f"{pipeline.settings.payments.dlq_subscription}: 30 messages" in first
     assert re.search(r"\n +30 +order_not_found\n", first)
     assert f"{pipeline.settings.orders.dlq_subscription}: 1 messages" in first

@@ -12,9 +12,10 @@ from ecom_pipeline.settings import Settings
 
 def test_schema_file_splits_into_its_statements():
     statements = list(cassandra_node.cql_statements(cassandra_node.SCHEMA_FILE.read_text()))
-    assert len(statements) == 2
+    assert len(statements) == 3
     assert statements[0].startswith("CREATE KEYSPACE IF NOT EXISTS ecom_store")
     assert statements[1].startswith("CREATE TABLE IF NOT EXISTS ecom_store.orders_payments_facts")
+    assert statements[2].startswith("CREATE TABLE IF NOT EXISTS ecom_store.pipeline_health")
 
 
 def test_no_supported_jdk_is_named_with_what_to_install(monkeypatch, tmp_path):

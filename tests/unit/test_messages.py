@@ -91,6 +91,9 @@ def test_undecodable_messages_say_why(data, reason, words):
         ("item", 5, "must be a string"),
         ("creation_date", "2024-02-30", "valid YYYY-MM-DD"),
         ("creation_date", "21/01/2024", "valid YYYY-MM-DD"),
+        ("creation_date", "2024-W01-1", "valid YYYY-MM-DD"),
+        ("creation_date", "20240121", "valid YYYY-MM-DD"),
+        ("creation_date", "2024-01-2\uff11", "valid YYYY-MM-DD"),
     ],
 )
 def test_a_bad_order_field_is_named_with_its_rule(field, value, words):
@@ -114,6 +117,9 @@ def test_a_bad_order_field_is_named_with_its_rule(field, value, words):
         ("payment_datetime", "2024-01-21T25:01:30Z", "valid ISO-8601"),
         ("payment_datetime", "2024-01-21T12:01:30", "with a time zone"),
         ("payment_datetime", "yesterday", "valid ISO-8601"),
+        ("payment_datetime", "2024-W01-1T12:00:00Z", "valid ISO-8601"),
+        ("payment_datetime", "2024-01-21 12:01:30Z", "valid ISO-8601"),
+        ("payment_datetime", "20240121T120130Z", "valid ISO-8601"),
         ("payment_id", 10.5, "must be an integer"),
     ],
 )
@@ -200,3 +206,10 @@ def test_mock_payments_follow_the_spec():
     assert payment.payment_datetime == "2024-01-21T12:01:30Z"
     assert mock_payment(12345, random.Random(1), now).card_last_four == "2345"
     assert parse_payment(payment.to_json()) == payment
+
+
+@pytest.mark.parametrize(
+    "value", ["2024-01-21T12:01:30Z", "2024-01-21T12:01Z", "2024-01-21T12:01:30.250+02:00"]
+)
+def test_iso_8601_timestamps_with_a_time_zone_are_accepted(value):
+    assert parse_payment(encode({**PAYMENT, "payment_datetime": value})).payment_datetime == value
