@@ -189,7 +189,7 @@ def write_cassandra_config(settings: Settings) -> Path:
     conf_dir.mkdir(parents=True, exist_ok=True)
     path = conf_dir / "cassandra.yaml"
     path.write_text(
-        "# Written by devtools/cassandra_node.py from cassandra-setup/cassandra.yaml; edits are lost.\n"
+        "# Written by devtools/cassandra_node.py from cassandra-setup/cassandra.yaml; edits lost.\n"
         + yaml.safe_dump(config, sort_keys=False)
     )
     return path
