@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from devtools.processes import (
     port_open,
     wait_until,
 )
-from ecom_pipeline.cassandra_session import CassandraUnavailable, open_session
+from ecom_pipeline.cassandra_session import CassandraUnavailable, session_when_up
 from ecom_pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -272,7 +271,7 @@ def _check_foreign_cassandra(settings: Settings) -> None:
     """Something we did not start listens on the CQL port: reuse it if it is Cassandra."""
     host, port = settings.cassandra_hosts[0], settings.cassandra_port
     try:
-        session = _session_with_retry(settings, timeout=20)
+        session = session_when_up(settings, timeout=20)
     except CassandraUnavailable as error:
         raise SetupError(
             f"port {port} on {host} is taken by something that is not a Cassandra accepting "
@@ -284,28 +283,16 @@ def _check_foreign_cassandra(settings: Settings) -> None:
     logger.info("using the Cassandra already listening on %s:%d (not managed here)", host, port)
 
 
-def _session_with_retry(settings: Settings, timeout: float, **login: str):
-    """A session as soon as the node accepts the login; a refused login is not retried."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return open_session(settings, **login)
-        except CassandraUnavailable as error:
-            if error.login_refused or time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
 def ensure_roles_and_schema(settings: Settings) -> None:
     """Create admin (retiring the default superuser) and apply schema.cql, idempotently."""
     try:
-        session = _session_with_retry(settings, timeout=CASSANDRA_START_TIMEOUT)
+        session = session_when_up(settings, timeout=CASSANDRA_START_TIMEOUT)
     except CassandraUnavailable as error:
         if not error.login_refused:
             raise SetupError(str(error)) from None
         logger.info("creating the superuser %r", settings.cassandra_username)
         try:
-            bootstrap = _session_with_retry(
+            bootstrap = session_when_up(
                 settings, timeout=60, username="cassandra", password="cassandra"
             )
         except CassandraUnavailable:
@@ -318,7 +305,7 @@ def ensure_roles_and_schema(settings: Settings) -> None:
             run_cql_file(bootstrap, CASSANDRA_SOURCE / "create_admin.cql")
         finally:
             bootstrap.cluster.shutdown()
-        session = _session_with_retry(settings, timeout=60)
+        session = session_when_up(settings, timeout=60)
         logger.info("dropping the default superuser 'cassandra'")
         run_cql_file(session, CASSANDRA_SOURCE / "drop_default_role.cql")
     try:

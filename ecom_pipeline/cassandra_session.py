@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import ssl
+import time
 
 from cassandra import AuthenticationFailed, ConsistencyLevel, InvalidRequest, ProtocolVersion
 from cassandra.auth import PlainTextAuthProvider
@@ -101,6 +102,30 @@ def open_session(
         raise
 
 
+def session_when_up(settings: Settings, timeout: float, **login: str) -> Session:
+    """A session as soon as Cassandra accepts the login, within `timeout` seconds.
+
+    A refused login is not retried; anything else (not up yet, still starting,
+    busy) is, once a second, with one log line, so that the services can start
+    in any order.
+    """
+    deadline = time.monotonic() + timeout
+    waiting = False
+    while True:
+        try:
+            return open_session(settings, **login)
+        except CassandraUnavailable as error:
+            if error.login_refused or time.monotonic() > deadline:
+                raise
+            if not waiting:
+                where = ", ".join(settings.cassandra_hosts)
+                logger.info(
+                    "waiting up to %.0fs for Cassandra at %s to accept a login", timeout, where
+                )
+                waiting = True
+            time.sleep(1)
+
+
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
     """TLS to Cassandra when a CA certificate is configured (CASSANDRA_TLS_CA)."""
     if not settings.cassandra_tls_ca:
@@ -117,7 +142,8 @@ def prepare_in_keyspace(session: Session, settings: Settings, cql: str) -> Prepa
 
 def _unavailable(error: NoHostAvailable, settings: Settings, username: str) -> CassandraUnavailable:
     where = ", ".join(f"{host}:{settings.cassandra_port}" for host in settings.cassandra_hosts)
-    causes = list(error.errors.values())
+    # A dict of host -> error, or (when no pool could be opened) only the hosts tried.
+    causes = list(error.errors.values()) if isinstance(error.errors, dict) else []
     # While a new node sets up its roles it refuses logins with a transient message.
     if causes and all(
         isinstance(cause, AuthenticationFailed) and "not yet" not in str(cause).lower()

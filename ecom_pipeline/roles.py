@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from google.api_core import exceptions as google_errors
 
-from ecom_pipeline.cassandra_session import open_session
+from ecom_pipeline.cassandra_session import session_when_up
 from ecom_pipeline.cli import SetupProblem
 from ecom_pipeline.consumer import Consumer
 from ecom_pipeline.fact_store import FactStore
@@ -33,6 +33,9 @@ from ecom_pipeline.stats import Stats
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 15.0
+# How long a consumer waits at start-up for Cassandra to accept its login, so that
+# it can be started before Cassandra is up (docker compose, a reboot).
+CONNECT_WAIT = 60.0
 T = TypeVar("T")
 
 
@@ -160,7 +163,7 @@ def _consume(
         max_attempts = found.dead_letter_policy.max_delivery_attempts if found else 0
         if max_attempts:
             logger.info("%s: the subscription dead-letters after %d deliveries", name, max_attempts)
-        session = open_session(settings)
+        session = session_when_up(settings, timeout=CONNECT_WAIT)
         store = FactStore(
             session,
             settings,

@@ -165,3 +165,34 @@ def test_every_role_option_has_its_flag_and_defaults_match_the_roles():
     producer = argparse.ArgumentParser()
     cli.add_producer_flags(producer, ORDER_PRODUCER, what="orders", count_help="n")
     assert cli.producer_options(producer.parse_args([])) == ORDER_PRODUCER
+
+
+def test_a_consumer_waits_for_cassandra_at_start_up_but_not_for_a_wrong_password(monkeypatch):
+    from cassandra.cluster import NoHostAvailable
+
+    from ecom_pipeline import cassandra_session
+
+    attempts = []
+
+    def not_up_twice(settings, **login):
+        attempts.append(login)
+        if len(attempts) < 3:
+            # What the driver raises when no pool could be opened: a list, not a dict.
+            raise cassandra_session._unavailable(
+                NoHostAvailable("Unable to connect to any servers", ["127.0.0.1"]),
+                settings,
+                "admin",
+            )
+        return "session"
+
+    monkeypatch.setattr(cassandra_session, "open_session", not_up_twice)
+    monkeypatch.setattr(cassandra_session.time, "sleep", lambda seconds: None)
+    assert cassandra_session.session_when_up(Settings(), timeout=60) == "session"
+    assert len(attempts) == 3
+
+    def refused(settings, **login):
+        raise cassandra_session.CassandraUnavailable("wrong password", login_refused=True)
+
+    monkeypatch.setattr(cassandra_session, "open_session", refused)
+    with pytest.raises(cassandra_session.CassandraUnavailable, match="wrong password"):
+        cassandra_session.session_when_up(Settings(), timeout=60)
