@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from google.api_core import exceptions as google_errors
 from google.cloud import pubsub_v1
 
-from ecom_pipeline import pubsub
+from ecom_pipeline import card_numbers, pubsub
 from ecom_pipeline.options import STATS_INTERVAL
 from ecom_pipeline.outcomes import (
     STORE_RETRY_SECONDS,
@@ -41,6 +41,9 @@ from ecom_pipeline.stats import CONSUMER_LINE, Stats
 logger = logging.getLogger(__name__)
 
 MAX_ATTRIBUTE_BYTES = 1024
+# Pub/Sub takes messages of up to 10 MB, attributes included; a dead letter keeps
+# at most this much of its body (a message over 64 KiB is invalid anyway).
+MAX_DEAD_LETTER_BYTES = 1024 * 1024
 DEAD_LETTER_TIMEOUT = 30.0
 MAX_BACKOFF = 15.0
 
@@ -226,11 +229,14 @@ class Consumer:
         pending: dict[int, futures.Future] = {}
         for index, (delivery, outcome) in enumerate(zip(deliveries, outcomes, strict=True)):
             if isinstance(outcome, DeadLetter):
-                pending[index] = self.publisher.publish(
-                    self.dead_letter_topic,
-                    delivery.data if outcome.body is None else outcome.body,
-                    **self._dead_letter_attributes(delivery, outcome),
-                )
+                body, attributes = dead_letter_message(delivery, outcome, self.subscription_name)
+                try:
+                    pending[index] = self.publisher.publish(
+                        self.dead_letter_topic, body, **attributes
+                    )
+                except Exception as error:  # refused before it was sent: one letter, not the loop
+                    pending[index] = futures.Future()
+                    pending[index].set_exception(error)
         if not pending:
             return outcomes
         futures.wait(pending.values(), timeout=DEAD_LETTER_TIMEOUT)
@@ -253,23 +259,9 @@ class Consumer:
                 _order_suffix(outcome),
                 dead_letter_id,
                 outcome.reason,
-                outcome.error,
+                card_numbers.mask_text(outcome.error),
             )
         return settled
-
-    def _dead_letter_attributes(self, delivery: Delivery, outcome: DeadLetter) -> dict[str, str]:
-        attributes = {
-            "reason": outcome.reason,
-            "error": outcome.error,
-            "source_subscription": self.subscription_name,
-            "original_message_id": delivery.message_id,
-            "original_publish_time": delivery.publish_time.isoformat(),
-            "delivery_attempt": str(delivery.delivery_attempt),
-            **outcome.attributes,
-        }
-        if "redriven_from" in delivery.attributes:  # a payment re-driven before, failing again
-            attributes["redriven_from"] = delivery.attributes["redriven_from"]
-        return {key: _clip(value) for key, value in attributes.items()}
 
     # ------------------------------------------------------------ settling
 
@@ -357,6 +349,37 @@ def _returned(done: Iterable[futures.Future]) -> tuple[list[Delivery], Exception
         except (SubscriptionGone, google_errors.GoogleAPIError) as error:
             failure = error
     return deliveries, failure
+
+
+def dead_letter_message(
+    delivery: Delivery, outcome: DeadLetter, source_subscription: str
+) -> tuple[bytes, dict[str, str]]:
+    """The body and attributes a dead letter is published with.
+
+    A last look before anything leaves: a body that still holds a card number
+    (a handler's bug, say) is replaced, every attribute is masked and clipped to
+    Pub/Sub's 1024 bytes, and a body over MAX_DEAD_LETTER_BYTES is cut, so that
+    no dead letter can go over Pub/Sub's 10 MB limit and stop the loop.
+    """
+    body = delivery.data if outcome.body is None else outcome.body
+    attributes = {
+        "reason": outcome.reason,
+        "error": outcome.error,
+        "source_subscription": source_subscription,
+        "original_message_id": delivery.message_id,
+        "original_publish_time": delivery.publish_time.isoformat(),
+        "delivery_attempt": str(delivery.delivery_attempt),
+        **outcome.attributes,
+    }
+    if "redriven_from" in delivery.attributes:  # a payment re-driven before, failing again
+        attributes["redriven_from"] = delivery.attributes["redriven_from"]
+    if len(body) > MAX_DEAD_LETTER_BYTES:
+        attributes["body_truncated"] = f"{len(body)} bytes, the first {MAX_DEAD_LETTER_BYTES} kept"
+        body = body[:MAX_DEAD_LETTER_BYTES]
+    if card_numbers.body_holds_card(body):
+        attributes["body_replaced"] = "it held what looks like a full card number"
+        body = card_numbers.REPLACED_BODY
+    return body, {key: _clip(card_numbers.mask_text(value)) for key, value in attributes.items()}
 
 
 def _clip(value: str) -> str:

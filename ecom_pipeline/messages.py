@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 import json
 import math
 import random
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ecom_pipeline import card_numbers
 from ecom_pipeline.outcomes import Reason
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -34,13 +36,6 @@ TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
     r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
-
-
-# 13 to 19 digits, optionally grouped by single spaces or dashes: what a full
-# card number (PAN) looks like. No Luhn check: anything that looks like one is refused.
-CARD_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ -]?\d){12,18}(?!\d|\.\d)")
-# Every CARD_NUMBER match is such a run; this cheaper search rules most messages out.
-CARD_NUMBER_CANDIDATE = re.compile(r"\d[\d -]{11,}\d")
 
 
 class InvalidMessage(ValueError):
@@ -131,73 +126,52 @@ def order_id_of(data: bytes) -> int | None:
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
+    """The message as a JSON object, refused if it holds a card number anywhere.
+
+    The card check runs on what a reader would see (decoded strings, keys and
+    numbers) before any field is read, so no error text can echo a card number;
+    a body that cannot be decoded is scanned as raw bytes before it is refused.
+    """
     if len(data) > MAX_MESSAGE_BYTES:
+        _refuse_raw_card_numbers(data)
         raise InvalidMessage("message", f"larger than {MAX_MESSAGE_BYTES} bytes ({len(data)})")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
+        _refuse_raw_card_numbers(data)
         rule = f"not UTF-8 ({error.reason} at byte {error.start})"
         raise InvalidMessage("message", rule) from None
-    _refuse_card_numbers(text)
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_float=decimal.Decimal, parse_constant=_reject_constant)
     except ValueError as error:
+        _refuse_raw_card_numbers(data)
         raise InvalidMessage("message", f"not JSON ({error})") from None
     except RecursionError:
+        _refuse_raw_card_numbers(data)
         raise InvalidMessage("message", "JSON nested too deeply") from None
+    masked, places = card_numbers.mask_json(value)
+    if places:
+        raise InvalidMessage(
+            "card_number",
+            f"{places[0]} carries what looks like a full card number"
+            + (f" (and {len(places) - 1} more places)" if len(places) > 1 else "")
+            + "; every one was masked to its last four digits",
+            body=json.dumps(masked, default=str).encode(),
+        )
     if not isinstance(value, dict):
         raise InvalidMessage("message", f"not a JSON object but {_json_type(value)}")
     return value
 
 
-def mask_card_numbers(text: str) -> str:
-    """Every card-number-like run of digits with all but its last four digits masked."""
-    return CARD_NUMBER.sub(_mask, text)
-
-
-def _mask(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return "*" * (len(digits) - 4) + digits[-4:]
-
-
-def _refuse_card_numbers(text: str) -> None:
-    """Checked before anything else reads the fields, so no error message can echo one."""
-    if not CARD_NUMBER_CANDIDATE.search(text) or not CARD_NUMBER.search(text):
-        return
-    field = "message"
-    try:
-        fields = json.loads(text)
-    except (ValueError, RecursionError):
-        fields = None
-    if isinstance(fields, dict):
-        masked = {key: _masked_value(value) for key, value in fields.items()}
-        field = next((k for k, v in fields.items() if masked[k] != v), "message")
-        body = json.dumps(masked).encode()
-    else:
-        body = mask_card_numbers(text).encode()
-    raise InvalidMessage(
-        "card_number",
-        f"field {_printable(mask_card_numbers(field))} carries what looks like a full card "
-        "number; it was masked to its last four digits",
-        body=body,
-    )
-
-
-def _masked_value(value: Any) -> Any:
-    """A JSON value with card numbers masked; a masked number becomes a string."""
-    if isinstance(value, str):
-        return mask_card_numbers(value)
-    if type(value) is int and CARD_NUMBER.fullmatch(str(abs(value))):
-        return mask_card_numbers(str(value))
-    if isinstance(value, list):
-        return [_masked_value(v) for v in value]
-    if isinstance(value, dict):
-        return {mask_card_numbers(k): _masked_value(v) for k, v in value.items()}
-    return value
-
-
-def _printable(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "…")
+def _refuse_raw_card_numbers(data: bytes) -> None:
+    """For a body that cannot be read as JSON: refuse it whole if its bytes hold a card number."""
+    if card_numbers.body_holds_card(data):
+        raise InvalidMessage(
+            "card_number",
+            "the message carries what looks like a full card number and cannot be read as "
+            "JSON to mask it, so its body was replaced",
+            body=card_numbers.REPLACED_BODY,
+        )
 
 
 def _reject_constant(name: str) -> None:
@@ -212,6 +186,7 @@ def _json_type(value: object) -> str:
         bool: "a boolean",
         int: "an integer",
         float: "a number",
+        decimal.Decimal: "a number",
         type(None): "null",
     }.get(type(value), type(value).__name__)
 
@@ -251,7 +226,7 @@ def _text(fields: dict[str, Any], name: str) -> str:
 
 def _price(fields: dict[str, Any], name: str) -> float:
     value = _required(fields, name)
-    if type(value) not in (int, float):
+    if type(value) not in (int, decimal.Decimal):  # JSON numbers with a fraction are Decimals
         raise InvalidMessage(name, f"must be a number, got {_json_type(value)}")
     try:
         price = float(value)

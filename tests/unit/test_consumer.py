@@ -6,7 +6,7 @@ from concurrent.futures import Future
 
 from prometheus_client import generate_latest
 
-from ecom_pipeline.consumer import Consumer
+from ecom_pipeline.consumer import Consumer, dead_letter_message
 from ecom_pipeline.outcomes import DeadLetter, Delay, Delivery, Retry, Stored
 from ecom_pipeline.settings import Settings
 from ecom_pipeline.shutdown import Shutdown
@@ -119,3 +119,39 @@ def test_attribute_values_are_clipped_to_pubsubs_1024_bytes():
     publisher = StandInPublisher()
     consumer(lambda b: [DeadLetter("r", "é" * 2000)], publisher).process(deliveries(1))
     assert len(publisher.published[0][2]["error"].encode()) <= 1024
+
+
+def test_a_dead_letter_over_the_limit_keeps_the_first_mebibyte_and_says_so():
+    big = Delivery(
+        "ack", "m1", b"{" + b" " * (5 * 1024 * 1024) + b"}", {}, dt.datetime.now(dt.UTC), 1
+    )
+    body, attributes = dead_letter_message(big, DeadLetter("invalid:message", "too large"), "sub")
+    assert body == big.data[: 1024 * 1024]
+    assert attributes["body_truncated"] == f"{len(big.data)} bytes, the first 1048576 kept"
+
+
+def test_a_body_that_still_holds_a_card_number_is_replaced_and_attributes_masked():
+    moment = dt.datetime.now(dt.UTC)
+    leaky = Delivery("ack", "m2", b'{"note": "4111 1111 1111 1111"}', {}, moment, 1)
+    outcome = DeadLetter(
+        "processing_error", "ValueError: bad 4111111111111111", {"k": "4111-1111-1111-1111"}
+    )
+    body, attributes = dead_letter_message(leaky, outcome, "sub")
+    assert b"4111" not in body and "body_replaced" in attributes
+    assert attributes["error"] == "ValueError: bad ************1111"
+    assert attributes["k"] == "************1111"
+    assert attributes["original_message_id"] == "m2"
+
+
+def test_a_publish_refused_before_it_is_sent_becomes_a_retry_not_a_crash():
+    class RefusingPublisher(StandInPublisher):
+        def publish(self, topic, data, **attributes):
+            raise ValueError("message too large")
+
+    subscriber = StandInSubscriber()
+    loop = consumer(
+        lambda batch: [DeadLetter("x", "y"), Stored("a")], RefusingPublisher(), subscriber
+    )
+    loop.process(deliveries(2))
+    assert subscriber.acked == ["ack1"]
+    assert subscriber.deadlines == [("ack0", 5)]

@@ -7,17 +7,13 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecom_pipeline.messages import (
-    CARD_NUMBER,
-    CARD_NUMBER_CANDIDATE,
-    InvalidMessage,
-    parse_order,
-    parse_payment,
-)
+from ecom_pipeline import card_numbers
+from ecom_pipeline.messages import InvalidMessage, parse_order, parse_payment
 
 ids = st.integers(min_value=1, max_value=10**12 - 1)
-texts = st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and not CARD_NUMBER.search(t))
-prices = st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)
+texts = st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and not card_numbers.find(t))
+# Prices as the format has them, two decimals (float noise can hold 13+ digits, see README).
+prices = st.decimals(min_value=0, max_value=10**9, places=2).map(float)
 
 orders = st.fixed_dictionaries(
     {
@@ -128,9 +124,3 @@ def test_corrupted_bytes_never_raise_anything_but_invalid_message(order, junk, d
     at = data.draw(st.integers(min_value=0, max_value=len(raw)))
     with contextlib.suppress(InvalidMessage):
         parse_order(raw[:at] + junk + raw[at:])
-
-
-@given(st.text(alphabet=st.sampled_from("0123456789 -.x٣"), max_size=60) | st.text(max_size=60))
-def test_the_quick_card_number_check_never_misses_one(text):
-    if CARD_NUMBER.search(text):
-        assert CARD_NUMBER_CANDIDATE.search(text)
