@@ -62,6 +62,21 @@ def _parse_all(
     return parsed
 
 
+def _write_all(
+    deliveries: Sequence[Delivery],
+    parsed: list[tuple[int, T]],
+    write: Callable[[list[T], list[int]], list[Exception | None]],
+    describe: Callable[[T], str],
+    outcomes: list,
+) -> None:
+    """Write each parsed message at its delivery's publish time; its outcome follows."""
+    errors = write([m for _, m in parsed], [deliveries[i].write_timestamp for i, _ in parsed])
+    for (index, message), error in zip(parsed, errors, strict=True):
+        outcomes[index] = (
+            Stored(describe(message)) if error is None else _store_failure("write", error)
+        )
+
+
 def _invalid(delivery: Delivery, error: InvalidMessage) -> DeadLetter:
     order_id = order_id_of(delivery.data if error.body is None else error.body)
     extra = {"order_id": str(order_id)} if order_id is not None else {}
@@ -77,16 +92,9 @@ class OrderIngest:
     def __call__(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(deliveries)
         orders = _parse_all(deliveries, parse_order, outcomes)
-        errors = self.store.upsert_orders(
-            [order for _, order in orders],
-            [deliveries[index].write_timestamp for index, _ in orders],
+        _write_all(
+            deliveries, orders, self.store.upsert_orders, lambda o: f"order {o.order_id}", outcomes
         )
-        for (index, order), error in zip(orders, errors, strict=True):
-            outcomes[index] = (
-                Stored(f"order {order.order_id}")
-                if error is None
-                else _store_failure("write", error)
-            )
         return outcomes  # type: ignore[return-value]
 
 
@@ -140,16 +148,13 @@ class PaymentIngest:
             else:
                 outcomes[index] = self._missing_order(deliveries[index], payment, now)
 
-        errors = self.store.attach_payments(
-            [p for _, p in attachable],
-            [deliveries[index].write_timestamp for index, _ in attachable],
+        _write_all(
+            deliveries,
+            attachable,
+            self.store.attach_payments,
+            lambda p: f"payment {p.payment_id} -> order {p.order_id}",
+            outcomes,
         )
-        for (index, payment), error in zip(attachable, errors, strict=True):
-            outcomes[index] = (
-                Stored(f"payment {payment.payment_id} -> order {payment.order_id}")
-                if error is None
-                else _store_failure("write", error)
-            )
         return outcomes  # type: ignore[return-value]
 
     def _missing_order(self, delivery: Delivery, payment: Payment, now: dt.datetime) -> Outcome:

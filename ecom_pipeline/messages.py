@@ -15,6 +15,7 @@ import json
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,28 +239,35 @@ def _price(fields: dict[str, Any], name: str) -> float:
 
 
 def _date(fields: dict[str, Any], name: str) -> str:
-    value = _text(fields, name)
-    try:
-        if not CALENDAR_DATE.fullmatch(value):
-            raise ValueError
-        dt.date.fromisoformat(value)
-    except ValueError:
-        raise InvalidMessage(name, f"must be a valid YYYY-MM-DD date, got {value!r}") from None
-    return value
+    return _iso(fields, name, CALENDAR_DATE, dt.date.fromisoformat, "a valid YYYY-MM-DD date")
 
 
 def _timestamp(fields: dict[str, Any], name: str) -> str:
+    return _iso(
+        fields,
+        name,
+        TIMESTAMP,
+        dt.datetime.fromisoformat,
+        "a valid ISO-8601 timestamp YYYY-MM-DDThh:mm[:ss] with a time zone "
+        "(e.g. 2024-01-21T12:01:30Z)",
+    )
+
+
+def _iso(
+    fields: dict[str, Any],
+    name: str,
+    form: re.Pattern[str],
+    parse: Callable[[str], object],
+    rule: str,
+) -> str:
+    """A text field in exactly `form` that `parse` takes as a real date or time."""
     value = _text(fields, name)
     try:
-        if not TIMESTAMP.fullmatch(value):
+        if not form.fullmatch(value):
             raise ValueError
-        dt.datetime.fromisoformat(value)
+        parse(value)
     except ValueError:
-        raise InvalidMessage(
-            name,
-            "must be a valid ISO-8601 timestamp YYYY-MM-DDThh:mm[:ss] with a time zone "
-            f"(e.g. 2024-01-21T12:01:30Z), got {value!r}",
-        ) from None
+        raise InvalidMessage(name, f"must be {rule}, got {value!r}") from None
     return value
 
 

@@ -79,6 +79,17 @@ def test_an_older_version_delivered_after_a_newer_one_never_wins(
         pipeline.close()
 
 
+def consumers_at_work(pipeline: Pipeline) -> list[RoleProcess]:
+    """Both consumers, started and seen to store a first order (statements prepared)."""
+    consumers = [
+        pipeline.start("order_data_consumer.py"),
+        pipeline.start("ingest_in_fact_table.py"),
+    ]
+    pipeline.publish("orders", {**WORKED_ORDER, "order_id": 1})
+    eventually(lambda: _at_least(len(pipeline.rows()), 1), timeout=30)
+    return consumers
+
+
 def _row_is(pipeline: Pipeline, expected: dict) -> None:
     row = pipeline.rows().get(42, {})
     assert {key: row.get(key) for key in expected} == expected, row
@@ -98,12 +109,7 @@ def test_writes_failing_for_three_minutes_dead_letter_nothing(services, facts_ta
     ).create()
     keyspace = services.settings.cassandra_keyspace
     try:
-        consumers = [
-            pipeline.start("order_data_consumer.py"),
-            pipeline.start("ingest_in_fact_table.py"),
-        ]
-        pipeline.publish("orders", {**WORKED_ORDER, "order_id": 1})
-        eventually(lambda: _at_least(len(pipeline.rows()), 1), timeout=30)
+        consumers = consumers_at_work(pipeline)
 
         _replication(facts_table, keyspace, 3)
         outage_started = time.monotonic()
@@ -163,12 +169,7 @@ def test_a_dropped_table_dead_letters_nothing_until_the_schema_is_back(
 ):
     pipeline = Pipeline(services.settings, tmp_path, facts_table).create()
     try:
-        consumers = [
-            pipeline.start("order_data_consumer.py"),
-            pipeline.start("ingest_in_fact_table.py"),
-        ]
-        pipeline.publish("orders", {**WORKED_ORDER, "order_id": 1})
-        eventually(lambda: _at_least(len(pipeline.rows()), 1), timeout=30)
+        consumers = consumers_at_work(pipeline)
 
         keyspace = services.settings.cassandra_keyspace
         facts_table.execute(f"DROP TABLE {keyspace}.orders_payments_facts", timeout=60)

@@ -11,26 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecom_pipeline.card_numbers import find, luhn_valid, mask_json, mask_text, scan_bytes
+from tests.unit.test_messages import ORDER as WORKED_ORDER
+from tests.unit.test_messages import PAYMENT
 
 VISA = "4111111111111111"
-ORDER = {
-    "order_id": 42,
-    "customer_id": 789,
-    "item": "Laptop",
-    "quantity": 1,
-    "price": Decimal("999.99"),
-    "shipping_address": "123 Main St, City A",
-    "order_status": "Pending",
-    "creation_date": "2024-01-21",
-}
-PAYMENT = {
-    "payment_id": 1042,
-    "order_id": 42,
-    "payment_method": "Credit Card",
-    "card_last_four": "0042",
-    "payment_status": "Completed",
-    "payment_datetime": "2024-01-21T12:01:30Z",
-}
+# The worked example, as json.loads(..., parse_float=Decimal) reads it.
+ORDER = {**WORKED_ORDER, "price": Decimal(str(WORKED_ORDER["price"]))}
 # Ten characters for the digits 0..9, in scripts and forms a reader reads as digits.
 ZEROS = {"ascii": 0x30, "arabic-indic": 0x660, "extended-arabic-indic": 0x6F0, "nko": 0x7C0}
 ZEROS |= {"devanagari": 0x966, "bengali": 0x9E6, "tamil": 0xBE6, "thai": 0xE50}
