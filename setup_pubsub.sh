@@ -11,14 +11,15 @@
 # failing stops looping; the payment consumer spreads its delays so that its own
 # grace period ends before that limit (README: "Dead letters").
 #
-# Subscriptions get a 60 s ack deadline (a consumer acks a batch only after
-# Cassandra or the DLQ confirmed it, which can take seconds under load) and keep
+# Subscriptions get a 10 s ack deadline, which a consumer extends for the messages
+# it still holds (as Pub/Sub's streaming client does), so that what a crashed
+# consumer held is redelivered within seconds, not a minute; and they keep
 # unacknowledged messages for 7 days, Pub/Sub's maximum, so a consumer that is
 # down for a weekend loses nothing and dead letters can be inspected at leisure.
 set -euo pipefail
 
 PROJECT="${GOOGLE_CLOUD_PROJECT:-ecom-local}"
-ACK_DEADLINE_SECONDS="${ACK_DEADLINE_SECONDS:-60}"
+ACK_DEADLINE_SECONDS="${ACK_DEADLINE_SECONDS:-10}"
 RETENTION="${MESSAGE_RETENTION:-7d}"
 
 MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-20}"

@@ -46,6 +46,9 @@ MAX_ATTRIBUTE_BYTES = 1024
 MAX_DEAD_LETTER_BYTES = 1024 * 1024
 DEAD_LETTER_TIMEOUT = 30.0
 MAX_BACKOFF = 15.0
+# The subscriptions' ack deadline (setup_pubsub.sh): what a crashed consumer held is
+# redelivered this soon; a live one extends it for what it still holds.
+LEASE_SECONDS = 10
 
 
 class Consumer:
@@ -67,6 +70,7 @@ class Consumer:
         stats_interval: float = STATS_INTERVAL,
         health_check: Callable[[], object] | None = None,
         stats: Stats | None = None,
+        lease_seconds: int = LEASE_SECONDS,
     ) -> None:
         self.name = name
         self.stats = stats or Stats(name)
@@ -85,6 +89,7 @@ class Consumer:
         self.subscription_name = stream.subscription
         self.subscription = subscriber.subscription_path(settings.project, stream.subscription)
         self.dead_letter_topic = publisher.topic_path(settings.project, stream.dlq_topic)
+        self.leases = pubsub.Leases(subscriber, self.subscription, lease_seconds)
         self._failing_since: float | None = None
         self._outage_started = dt.datetime.now(dt.UTC)
         self._backoff = 0.0
@@ -105,6 +110,7 @@ class Consumer:
         first_pull = True
         puller = ThreadPoolExecutor(max_workers=self.pulls, thread_name_prefix="pull")
         self._settler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="settle")
+        self.leases.start()
         try:
             while not self.shutdown.requested:
                 # One pull at a time while something is failing.
@@ -138,6 +144,7 @@ class Consumer:
             puller.shutdown(wait=True)
             self._settler.shutdown(wait=True)
             self._settler = self._settling = None
+            self.leases.stop()
         self.log_stats(final=True)
         return self.stats.counts
 
@@ -155,8 +162,12 @@ class Consumer:
             self._send_settlement([], {int(seconds): ack_ids})
 
     def pull(self) -> list[Delivery]:
-        """One batch (possibly empty after `pull_timeout`)."""
-        return pubsub.pull(self.subscriber, self.subscription, self.batch_size, self.pull_timeout)
+        """One batch (possibly empty after `pull_timeout`), held until it is settled."""
+        deliveries = pubsub.pull(
+            self.subscriber, self.subscription, self.batch_size, self.pull_timeout
+        )
+        self.leases.hold([delivery.ack_id for delivery in deliveries])
+        return deliveries
 
     def process(self, deliveries: Sequence[Delivery]) -> None:
         """Handle one batch and settle every message of it with Pub/Sub."""
@@ -267,6 +278,7 @@ class Consumer:
 
     def _send_settlement(self, to_ack: list[str], deadlines: dict[int, list[str]]) -> None:
         """Ack and extend deadlines; a failure here only means a later redelivery."""
+        self.leases.release(to_ack + [ack_id for ids in deadlines.values() for ack_id in ids])
         try:
             pubsub.acknowledge(self.subscriber, self.subscription, to_ack)
             for seconds, ack_ids in deadlines.items():

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 PULL_TIMEOUT = 5.0
 PUBLISH_TIMEOUT = 30.0
 DRAINED_AFTER_QUIET_PULLS = 3
+PEEK_LEASE = 120  # seconds: a peek of the largest --limit takes well under this
 REDRIVE_LEASE = 45  # seconds, > PUBLISH_TIMEOUT: the lease of a batch being re-driven
 FORWARDED_MARK = "CloudPubSubDeadLetterSourceDeliveryCount"
 
@@ -91,6 +92,10 @@ def peek(
             )
             if not received:
                 break
+            # Held for the whole peek, so that none comes back and is counted twice.
+            pubsub.modify_deadline(
+                subscriber, subscription, [r.ack_id for r in received], PEEK_LEASE
+            )
             messages += received
     finally:
         release(subscriber, subscription, [message.ack_id for message in messages])

@@ -7,7 +7,9 @@ through these functions only, so chunk sizes, timeouts and error wording live he
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import threading
 from typing import Any
 
 import grpc
@@ -18,6 +20,8 @@ from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransp
 
 from ecom_pipeline.outcomes import Delivery
 from ecom_pipeline.settings import Settings, Stream
+
+logger = logging.getLogger(__name__)
 
 # Pub/Sub takes at most this many ack ids per acknowledge / modifyAckDeadline request.
 ACK_CHUNK = 1000
@@ -126,6 +130,59 @@ def modify_deadline(
         )
 
 
+class Leases:
+    """Keeps the messages a consumer holds from being redelivered while it works on them.
+
+    As Pub/Sub's own streaming client does: the subscription's ack deadline stays
+    short, so that what a crashed consumer held comes back within seconds, and a
+    background thread extends it every `seconds / 2` for what is still in hand.
+    Ack ids are released before they are settled, so no extension can undo a delay.
+    """
+
+    def __init__(
+        self, subscriber: pubsub_v1.SubscriberClient, subscription: str, seconds: int
+    ) -> None:
+        self.subscriber = subscriber
+        self.subscription = subscription
+        self.seconds = max(int(seconds), 1)
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, ack_ids: list[str]) -> None:
+        with self._lock:
+            self._held.update(ack_ids)
+
+    def release(self, ack_ids: list[str]) -> None:
+        with self._lock:
+            self._held.difference_update(ack_ids)
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def start(self) -> Leases:
+        self._thread = threading.Thread(target=self._extend, name="leases", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=SETTLE_TIMEOUT)
+
+    def _extend(self) -> None:
+        while not self._stopped.wait(self.seconds / 2):
+            with self._lock:
+                try:
+                    modify_deadline(
+                        self.subscriber, self.subscription, list(self._held), self.seconds
+                    )
+                except Exception as error:  # the next round tries again; at worst a redelivery
+                    logger.debug("could not extend leases: %s", error)
+
+
 def deadline_seconds(seconds: float) -> int:
     """Seconds to the next delivery within Pub/Sub's range: at least 1 (0 means at once)."""
     return int(min(max(round(seconds), 1), MAX_ACK_DEADLINE))
@@ -144,7 +201,7 @@ def create_stream(
     project: str,
     stream: Stream,
     *,
-    ack_deadline: int = 60,
+    ack_deadline: int = 10,
     max_delivery_attempts: int = 20,
 ) -> None:
     """A stream's two topics and two subscriptions as setup_pubsub.sh makes them."""

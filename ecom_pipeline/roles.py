@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from google.api_core import exceptions as google_errors
+from google.cloud import pubsub_v1
 
 from ecom_pipeline.cassandra_session import session_when_up
 from ecom_pipeline.cli import SetupProblem
-from ecom_pipeline.consumer import Consumer
+from ecom_pipeline.consumer import LEASE_SECONDS, Consumer
 from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.ingest import OrderIngest, OrderWaitTooLong, PaymentIngest
 from ecom_pipeline.messages import mock_order, mock_payment
@@ -93,7 +94,29 @@ def consume_payments(
         make_handler=lambda store, max_attempts: PaymentIngest(
             store, order_wait=order_wait, max_delivery_attempts=max_attempts
         ),
+        before_start=lambda subscriber: _check_order_wait(settings, subscriber, order_wait),
     )
+
+
+def _check_order_wait(settings: Settings, subscriber, order_wait: float) -> None:
+    """Warn when the grace cannot cover a crashed order consumer's redelivery time."""
+    path = subscriber.subscription_path(settings.project, settings.orders.subscription)
+    try:
+        deadline = subscriber.get_subscription(
+            subscription=path, timeout=CHECK_TIMEOUT, retry=None
+        ).ack_deadline_seconds
+    except google_errors.GoogleAPICallError:
+        return
+    if 0 < order_wait < 3 * deadline:
+        logger.warning(
+            "--order-wait %gs is short: what a crashed order consumer held comes back only after "
+            "%s's ack deadline (%d s) and must then be stored, so payments may be dead-lettered "
+            "whose orders exist; at least %d s is safe",
+            order_wait,
+            settings.orders.subscription,
+            deadline,
+            3 * deadline,
+        )
 
 
 def _publish(
@@ -143,6 +166,7 @@ def _consume(
     name: str,
     stream: Stream,
     make_handler: Callable[[FactStore, int], Handler],
+    before_start: Callable[[pubsub_v1.SubscriberClient], None] | None = None,
 ) -> int:
     shutdown = Shutdown().install()
     stats = Stats(name)
@@ -163,6 +187,8 @@ def _consume(
         max_attempts = found.dead_letter_policy.max_delivery_attempts if found else 0
         if max_attempts:
             logger.info("%s: the subscription dead-letters after %d deliveries", name, max_attempts)
+        if before_start is not None:
+            before_start(subscriber)
         session = session_when_up(settings, timeout=CONNECT_WAIT)
         store = FactStore(
             session,
@@ -176,6 +202,7 @@ def _consume(
             settings=settings,
             stream=stream,
             handler=_handler(make_handler, store, max_attempts),
+            lease_seconds=found.ack_deadline_seconds if found else LEASE_SECONDS,
             health_check=store.check,
             stats=stats,
             subscriber=subscriber,

@@ -46,7 +46,7 @@ class Pipeline:
     settings: Settings
     workdir: Path
     cassandra: Any
-    ack_deadline: int = 60
+    ack_deadline: int = 10  # as setup_pubsub.sh
     max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS
     roles: list[RoleProcess] = field(default_factory=list)
 

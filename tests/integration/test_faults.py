@@ -205,3 +205,48 @@ def test_two_instances_of_each_consumer_give_the_same_table_as_one(pipeline):
     account(pipeline, orders, {i: p for i, p in payments.items() if i <= 500})
     for role in pipeline.roles:
         assert role.stop() == 0
+
+
+def test_an_instance_killed_every_few_seconds_costs_no_valid_payment_its_grace(pipeline):
+    """Two instances of each consumer, one of them SIGKILLed and restarted every 4 s while
+    3,000 orders and 3,500 payments flow, with a 30 s --order-wait: what a killed order
+    consumer held comes back within the 10 s ack deadline, so only the 500 orphans (no
+    order ever) end on the DLQ, and every order gets its row and its payment."""
+    payment_args = ("--order-wait", "30")
+    orders = [pipeline.start("order_data_consumer.py") for _ in range(2)]
+    payments = [pipeline.start("ingest_in_fact_table.py", *payment_args) for _ in range(2)]
+    producers = [
+        pipeline.start(
+            "order_data_producer.py", "--interval", "0.005", "--last-id", "3000", "--count", "3000"
+        ),
+        pipeline.start("payments_data_producer.py", "--interval", "0.005", "--last-id", "3500"),
+    ]
+    killed = 0
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        time.sleep(4)
+        group, script, args = (
+            (orders, "order_data_consumer.py", ())
+            if killed % 2 == 0
+            else (payments, "ingest_in_fact_table.py", payment_args)
+        )
+        group.pop(0).stop(signal.SIGKILL)
+        group.append(pipeline.start(script, *args))
+        killed += 1
+    for producer in producers:
+        assert producer.wait(timeout=60) == 0
+    wait_all_paid(pipeline, range(1, 3001), timeout=180)
+    dead: list = []
+
+    def orphans_dead_lettered():
+        dead.extend(pipeline.dead_letters("payments", wait=1))
+        assert len(dead) >= 500, f"{len(dead)} of 500"
+
+    eventually(orphans_dead_lettered, timeout=120)
+    assert sorted(json.loads(m.data)["order_id"] for m in dead) == list(range(3001, 3501))
+    account(
+        pipeline,
+        {i: {"order_id": i} for i in range(1, 3001)},
+        {i: {"payment_id": i + 1000} for i in range(1, 3001)},
+    )
+    assert killed >= 8

@@ -89,7 +89,7 @@ def test_setup_pubsub_is_idempotent_and_creates_every_topic_and_subscription(
             subscription=subscriber.subscription_path(project, subscription)
         )
         assert found.topic == publisher.topic_path(project, topic)
-        assert found.ack_deadline_seconds == 60
+        assert found.ack_deadline_seconds == 10
 
 
 def test_dead_letter_is_read_back_with_gcloud(services: Services, publisher):

@@ -155,3 +155,27 @@ def test_a_publish_refused_before_it_is_sent_becomes_a_retry_not_a_crash():
     loop.process(deliveries(2))
     assert subscriber.acked == ["ack1"]
     assert subscriber.deadlines == [("ack0", 5)]
+
+
+def test_messages_in_hand_are_leased_until_settled_and_a_delay_is_never_undone():
+    import time
+
+    from ecom_pipeline.pubsub import Leases
+
+    subscriber = StandInSubscriber()
+    leases = Leases(subscriber, "projects/p/subscriptions/s", seconds=1).start()
+    try:
+        leases.hold(["held", "delayed"])
+        time.sleep(1.2)
+        assert ("held", 1) in subscriber.deadlines and ("delayed", 1) in subscriber.deadlines
+        loop = consumer(lambda batch: [Delay(30, "wait")], subscriber=subscriber)
+        loop.leases = leases
+        moment = dt.datetime.now(dt.UTC)
+        loop.process([Delivery("delayed", "id", b"{}", {}, moment, 1)])
+        assert ("delayed", 30) in subscriber.deadlines
+        subscriber.deadlines.clear()
+        time.sleep(1.2)
+        assert ("held", 1) in subscriber.deadlines
+        assert all(ack_id != "delayed" for ack_id, _ in subscriber.deadlines)
+    finally:
+        leases.stop()
