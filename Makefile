@@ -1,7 +1,9 @@
 # make test      set-up, local services, lint and every test (what CI runs)
 # make services  Cassandra and the Pub/Sub emulator up, with topics and schema
 # make run       the whole pipeline (services included)
-# make stop      stop the local services
+# make stop      stop the local services (the single node or the cluster)
+# make cluster   a local three-node Cassandra cluster (instead of the single node)
+# make test-cluster  the cluster tests: stops a single node, starts the cluster
 # make bench     throughput and latency figures (BENCHMARKS.md)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -9,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv services stop status logs test unit lint format run bench clean
+.PHONY: venv services cluster stop status logs test test-cluster unit lint format run bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -22,6 +24,10 @@ venv: $(VENV)/.installed
 
 services: venv
 	$(PY) -m devtools.services start
+	./setup_pubsub.sh
+
+cluster: venv
+	$(PY) -m devtools.services start --nodes 3
 	./setup_pubsub.sh
 
 stop:
@@ -46,6 +52,11 @@ unit: venv
 
 test: services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-cluster: venv
+	$(PY) -m devtools.services stop cassandra
+	$(MAKE) cluster
+	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
 
 bench: services
 	$(PY) -m bench.benchmark $(BENCH_ARGS)

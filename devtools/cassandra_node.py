@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -72,6 +73,23 @@ JDK17_OPTIONS = (
 
 
 CASSANDRA = ManagedProcess("cassandra", "org.apache.cassandra.service.CassandraDaemon")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One Cassandra JVM: where it keeps its state, which loopback address and JMX port it
+    takes, and, in a cluster, its data centre and its token (evenly spaced, as ccm lays out
+    a local cluster)."""
+
+    process: ManagedProcess
+    address: str = "127.0.0.1"
+    jmx_port: int = 7199
+    heap: str = CASSANDRA_HEAP
+    datacenter: str | None = None  # None: a lone node with SimpleSnitch
+    initial_token: int | None = None
+
+
+SINGLE = Node(CASSANDRA)
 
 
 def cassandra_lib_dir() -> Path:
@@ -170,13 +188,22 @@ def _java_major(java: Path) -> int | None:
     return int(match.group(2)) if major == 1 else major
 
 
-def write_cassandra_config(settings: Settings) -> Path:
+def write_cassandra_config(settings: Settings, node: Node = SINGLE) -> Path:
     """The shared cassandra.yaml with this machine's directories and loopback addresses."""
-    state = CASSANDRA.state_dir
+    state = node.process.state_dir
+    conf_dir = state / "conf"
+    conf_dir.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((CASSANDRA_SOURCE / "cassandra.yaml").read_text())
+    if node.datacenter is not None:
+        config.update(
+            endpoint_snitch="GossipingPropertyFileSnitch",
+            initial_token=str(node.initial_token),
+            auto_bootstrap=False,  # a new, empty cluster: nothing to stream
+        )
+        (conf_dir / "cassandra-rackdc.properties").write_text(f"dc={node.datacenter}\nrack=rack1\n")
     config.update(
-        listen_address="127.0.0.1",
-        rpc_address="127.0.0.1",
+        listen_address=node.address,
+        rpc_address=node.address,
         native_transport_port=settings.cassandra_port,
         data_file_directories=[str(state / "data" / "data")],
         commitlog_directory=str(state / "data" / "commitlog"),
@@ -184,8 +211,6 @@ def write_cassandra_config(settings: Settings) -> Path:
         saved_caches_directory=str(state / "data" / "saved_caches"),
         cdc_raw_directory=str(state / "data" / "cdc_raw"),
     )
-    conf_dir = state / "conf"
-    conf_dir.mkdir(parents=True, exist_ok=True)
     path = conf_dir / "cassandra.yaml"
     path.write_text(
         "# Written by devtools/cassandra_node.py from cassandra-setup/cassandra.yaml; edits lost.\n"
@@ -194,15 +219,16 @@ def write_cassandra_config(settings: Settings) -> Path:
     return path
 
 
-def cassandra_command(java: str, config: Path) -> list[str]:
-    state = CASSANDRA.state_dir
+def cassandra_command(java: str, config: Path, node: Node = SINGLE) -> list[str]:
+    state = node.process.state_dir
     tmp = state / "tmp"
     for directory in (tmp, state / "logs"):
         directory.mkdir(parents=True, exist_ok=True)
+    rackdc = config.with_name("cassandra-rackdc.properties")
     return [
         java,
-        f"-Xms{CASSANDRA_HEAP}",
-        f"-Xmx{CASSANDRA_HEAP}",
+        f"-Xms{node.heap}",
+        f"-Xmx{node.heap}",
         "-Xss256k",
         "-XX:+UseG1GC",
         "-XX:+ParallelRefProcEnabled",
@@ -220,6 +246,9 @@ def cassandra_command(java: str, config: Path) -> list[str]:
         "-Dcassandra-foreground=yes",
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
         "-Dcassandra.superuser_setup_delay_ms=0",
+        f"-Dcassandra.jmx.local.port={node.jmx_port}",
+        *([f"-Dcassandra-rackdc.properties={rackdc.as_uri()}"] if rackdc.exists() else []),
+        f"-Decom.node={node.process.name}",  # tells the nodes of one machine apart
         *JDK17_OPTIONS,
         "-cp",
         str(cassandra_lib_dir() / "*"),
@@ -235,32 +264,41 @@ def start_cassandra(settings: Settings) -> None:
     elif port_open(host, settings.cassandra_port):
         _check_foreign_cassandra(settings)
     else:
-        check_port_free(host, 7000, "Cassandra's storage port")
-        release = install_cassandra()
-        java, java_version = find_java()
-        config = write_cassandra_config(settings)
-        logger.info(
-            "starting Cassandra %s on Java %d (heap %s)", release, java_version, CASSANDRA_HEAP
-        )
-        process = CASSANDRA.spawn(cassandra_command(java, config))
-        alive = lambda: process.poll() is None  # noqa: E731
-        try:
-            wait_until(
-                lambda: port_open(host, settings.cassandra_port),
-                CASSANDRA_START_TIMEOUT,
-                "Cassandra did not open its CQL port",
-                alive,
-            )
-        except SetupError as error:
-            raise SetupError(
-                f"{error}; last lines of {CASSANDRA.output_file}:\n"
-                f"{CASSANDRA.output_tail()}\n{_system_log_tail()}"
-            ) from None
+        start_node(SINGLE, settings)
     ensure_roles_and_schema(settings)
 
 
-def _system_log_tail(lines: int = 20) -> str:
-    log = CASSANDRA.state_dir / "logs" / "system.log"
+def start_node(node: Node, settings: Settings) -> None:
+    """Spawn one node and wait for its CQL port."""
+    check_port_free(node.address, 7000, "Cassandra's storage port")
+    release = install_cassandra()
+    java, java_version = find_java()
+    config = write_cassandra_config(settings, node)
+    logger.info(
+        "starting Cassandra %s on %s, Java %d (heap %s)",
+        release,
+        node.address,
+        java_version,
+        node.heap,
+    )
+    process = node.process.spawn(cassandra_command(java, config, node))
+    alive = lambda: process.poll() is None  # noqa: E731
+    try:
+        wait_until(
+            lambda: port_open(node.address, settings.cassandra_port),
+            CASSANDRA_START_TIMEOUT,
+            f"Cassandra on {node.address} did not open its CQL port",
+            alive,
+        )
+    except SetupError as error:
+        raise SetupError(
+            f"{error}; last lines of {node.process.output_file}:\n"
+            f"{node.process.output_tail()}\n{_system_log_tail(node)}"
+        ) from None
+
+
+def _system_log_tail(node: Node, lines: int = 20) -> str:
+    log = node.process.state_dir / "logs" / "system.log"
     try:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -283,8 +321,12 @@ def _check_foreign_cassandra(settings: Settings) -> None:
     logger.info("using the Cassandra already listening on %s:%d (not managed here)", host, port)
 
 
-def ensure_roles_and_schema(settings: Settings) -> None:
-    """Create admin (retiring the default superuser) and apply schema.cql, idempotently."""
+def ensure_roles_and_schema(settings: Settings, cluster: bool = False) -> None:
+    """Create admin (retiring the default superuser) and apply schema.cql, idempotently.
+
+    On the local cluster (`cluster`), the roles and the keyspace are replicated to all
+    three nodes of data centre dc1 (NetworkTopologyStrategy, replication factor 3).
+    """
     try:
         session = session_when_up(settings, timeout=CASSANDRA_START_TIMEOUT)
     except CassandraUnavailable as error:
@@ -302,6 +344,8 @@ def ensure_roles_and_schema(settings: Settings) -> None:
                 "`python -m devtools.services reset cassandra` to start a local one afresh."
             ) from None
         try:
+            if cluster:
+                run_cql_file(bootstrap, CASSANDRA_SOURCE / "cluster_auth.cql")
             run_cql_file(bootstrap, CASSANDRA_SOURCE / "create_admin.cql")
         finally:
             bootstrap.cluster.shutdown()
@@ -309,7 +353,7 @@ def ensure_roles_and_schema(settings: Settings) -> None:
         logger.info("dropping the default superuser 'cassandra'")
         run_cql_file(session, CASSANDRA_SOURCE / "drop_default_role.cql")
     try:
-        for statement in schema_statements(settings.cassandra_keyspace):
+        for statement in schema_statements(settings.cassandra_keyspace, cluster=cluster):
             session.execute(statement, timeout=60)
         release = session.execute("SELECT release_version FROM system.local").one()[0]
     finally:
@@ -332,13 +376,17 @@ def cql_statements(text: str) -> Iterator[str]:
 
 
 KEYSPACE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
+SINGLE_NODE_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+CLUSTER_REPLICATION = "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
 
 
-def schema_statements(keyspace: str) -> list[str]:
+def schema_statements(keyspace: str, cluster: bool = False) -> list[str]:
     """schema.cql's statements for `keyspace` (CASSANDRA_KEYSPACE), which names every table.
 
     A keyspace is an identifier, which CQL cannot bind as a value: it is checked
     against Cassandra's rule for unquoted names before it takes `ecom_store`'s place.
+    For the local cluster the keyspace is replicated to all three nodes (schema.cql's
+    own advice for a multi-node cluster).
     """
     if not KEYSPACE_NAME.fullmatch(keyspace):
         raise SetupError(
@@ -346,6 +394,8 @@ def schema_statements(keyspace: str) -> list[str]:
             f"starting with a letter), not {keyspace!r}"
         )
     text = re.sub(r"\becom_store\b", keyspace, SCHEMA_FILE.read_text())
+    if cluster:
+        text = text.replace(SINGLE_NODE_REPLICATION, CLUSTER_REPLICATION)
     return list(cql_statements(text))
 
 

@@ -78,13 +78,13 @@ class ManagedProcess:
         self.pid_file.write_text(f"{process.pid}\n")
         return process
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
-        """SIGTERM the whole process group, SIGKILL it after `timeout`; True if it ran."""
+    def stop(self, timeout: float = STOP_TIMEOUT, sig: signal.Signals = signal.SIGTERM) -> bool:
+        """`sig` (SIGTERM) to the whole process group, SIGKILL after `timeout`; True if it ran."""
         pid = self.pid()
         if pid is None:
             return False
-        logger.info("stopping %s (pid %d)", self.name, pid)
-        _signal_group(pid, signal.SIGTERM)
+        logger.info("stopping %s (pid %d) with %s", self.name, pid, sig.name)
+        _signal_group(pid, sig)
         deadline = time.monotonic() + timeout
         while _group_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)

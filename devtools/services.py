@@ -8,6 +8,8 @@ survives a stop and a start.
 Examples:
 
     python -m devtools.services start            # both, then schema and admin role
+    python -m devtools.services start --nodes 3  # a three-node Cassandra cluster instead
+    python -m devtools.services nodetool status  # Cassandra's nodetool, against node 1
     python -m devtools.services status
     python -m devtools.services logs cassandra -f
     python -m devtools.services stop
@@ -22,6 +24,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from devtools import cassandra_cluster
 from devtools.cassandra_node import (
     CASSANDRA,
     cassandra_release,
@@ -41,13 +44,13 @@ from devtools.pubsub_emulator import (
 from ecom_pipeline.settings import Settings
 
 
-def start(settings: Settings, which: str = "all") -> None:
+def start(settings: Settings, which: str = "all", nodes: int = 1) -> None:
     """Start the chosen services side by side: Cassandra's slow boot overlaps the emulator's."""
     starters = []
     if which in ("all", "pubsub"):
         starters.append(start_emulator)
     if which in ("all", "cassandra"):
-        starters.append(start_cassandra)
+        starters.append(cassandra_cluster.start_cluster if nodes > 1 else start_cassandra)
     with ThreadPoolExecutor(max_workers=len(starters)) as pool:
         futures = [pool.submit(starter, settings) for starter in starters]
     errors = [str(f.exception()) for f in futures if f.exception() is not None]
@@ -60,10 +63,15 @@ def stop(which: str = "all") -> None:
         stop_emulator()
     if which in ("all", "cassandra"):
         stop_cassandra()
+        cassandra_cluster.stop_cluster()
 
 
 def status(settings: Settings) -> bool:
-    """Print one line per service; True if both answer."""
+    """Print one line per service (per node of a cluster); True if they all answer."""
+    if cassandra_cluster.running():
+        lines = cassandra_cluster.status_lines(settings)
+        print("\n".join(lines))
+        return all(" running " in line for line in lines) and _emulator_status(settings)
     host = settings.cassandra_hosts[0]
     release = cassandra_release()
     cassandra_pid = CASSANDRA.pid()
@@ -73,6 +81,10 @@ def status(settings: Settings) -> bool:
         + (f", pid {cassandra_pid}" if cassandra_pid else ", not started here" if cql_up else "")
         + (f", release {release} cached" if release else ", not fetched yet")
     )
+    return cql_up and _emulator_status(settings)
+
+
+def _emulator_status(settings: Settings) -> bool:
     emulator_host, emulator_port = emulator_address(settings)
     emulator_pid = EMULATOR.pid()
     emulator_up = emulator_answers(emulator_host, emulator_port)
@@ -81,13 +93,14 @@ def status(settings: Settings) -> bool:
         f"on {emulator_host}:{emulator_port}"
         + (f", pid {emulator_pid}" if emulator_pid else ", not started here" if emulator_up else "")
     )
-    return cql_up and emulator_up
+    return emulator_up
 
 
 def show_logs(which: str, lines: int, follow: bool) -> None:
     files = []
     if which in ("all", "cassandra"):
-        files.append(CASSANDRA.state_dir / "logs" / "system.log")
+        for process in (CASSANDRA, *(node.process for node in cassandra_cluster.NODES)):
+            files.append(process.state_dir / "logs" / "system.log")
     if which in ("all", "pubsub"):
         files.append(EMULATOR.output_file)
     existing = [str(f) for f in files if f.exists()]
@@ -98,6 +111,11 @@ def show_logs(which: str, lines: int, follow: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["nodetool"]:
+        result = cassandra_cluster.nodetool(*argv[1:])
+        print(result.stdout + result.stderr, end="")
+        return result.returncode
     parser = argparse.ArgumentParser(
         prog="python -m devtools.services",
         description=__doc__,
@@ -107,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("service", nargs="?", default="all", choices=["all", "cassandra", "pubsub"])
     parser.add_argument("-n", "--lines", type=int, default=50, help="log lines to show (logs)")
     parser.add_argument("-f", "--follow", action="store_true", help="keep following (logs)")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        choices=[1, 3],
+        default=1,
+        help="start: 1 Cassandra node (default) or a local 3-node cluster",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s services %(message)s", datefmt="%H:%M:%S"
@@ -115,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     try:
         if args.command == "start":
-            start(settings, args.service)
+            start(settings, args.service, args.nodes)
         elif args.command == "stop":
             stop(args.service)
         elif args.command == "status":
@@ -125,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "reset":
             if args.service in ("all", "cassandra"):
                 reset_cassandra()
+                cassandra_cluster.reset_cluster()
             if args.service in ("all", "pubsub"):
                 reset_emulator()
     except SetupError as error:

@@ -74,7 +74,10 @@ def open_session(
     """
     username = username or settings.cassandra_username
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        # Token-aware over the local data centre: each request goes to a replica there.
+        load_balancing_policy=TokenAwarePolicy(
+            DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc or "")
+        ),
         consistency_level=ConsistencyLevel.name_to_value[settings.cassandra_consistency],
         request_timeout=request_timeout,
     )

@@ -74,6 +74,7 @@ class Settings:
     cassandra_password: str = dataclasses.field(default="admin", repr=False)
     cassandra_keyspace: str = "ecom_store"
     cassandra_consistency: str = "LOCAL_QUORUM"
+    cassandra_local_dc: str | None = None  # None: the data centre of the contact points
     cassandra_tls_ca: str | None = None
     cassandra_tls_verify_hostname: bool = True
     orders: Stream = ORDERS
@@ -107,6 +108,7 @@ class Settings:
             cassandra_consistency=_consistency(
                 env.get("CASSANDRA_CONSISTENCY") or defaults.cassandra_consistency
             ),
+            cassandra_local_dc=env.get("CASSANDRA_LOCAL_DC") or None,
             cassandra_tls_ca=env.get("CASSANDRA_TLS_CA") or None,
             cassandra_tls_verify_hostname=_flag(env, "CASSANDRA_TLS_VERIFY_HOSTNAME", True),
             orders=defaults.orders.from_variables(env),
@@ -133,6 +135,7 @@ class Settings:
             "CASSANDRA_USERNAME": self.cassandra_username,
             "CASSANDRA_KEYSPACE": self.cassandra_keyspace,
             "CASSANDRA_CONSISTENCY": self.cassandra_consistency,
+            "CASSANDRA_LOCAL_DC": self.cassandra_local_dc or "",
         }
         for stream in self.streams:
             env.update(stream.variables())

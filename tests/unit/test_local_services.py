@@ -4,6 +4,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 from devtools import cassandra_node, processes, pubsub_emulator
 from devtools.processes import SetupError
@@ -77,3 +78,28 @@ def test_schema_is_applied_to_the_configured_keyspace():
 def test_a_keyspace_that_is_not_a_plain_name_is_refused(name):
     with pytest.raises(SetupError, match="CASSANDRA_KEYSPACE"):
         cassandra_node.schema_statements(name)
+
+
+def test_cluster_nodes_are_laid_out_like_ccm_lays_out_a_local_cluster(monkeypatch, tmp_path):
+    from devtools import cassandra_cluster
+
+    monkeypatch.setattr(processes, "STATE_DIR", tmp_path)
+    tokens = [node.initial_token for node in cassandra_cluster.NODES]
+    assert tokens == sorted(tokens) and tokens[0] == -(2**63)
+    assert len({node.jmx_port for node in cassandra_cluster.NODES}) == 3
+    node = cassandra_cluster.NODES[1]
+    config = yaml.safe_load(cassandra_node.write_cassandra_config(Settings(), node).read_text())
+    assert (config["listen_address"], config["rpc_address"]) == ("127.0.0.2", "127.0.0.2")
+    assert config["endpoint_snitch"] == "GossipingPropertyFileSnitch"
+    assert config["seed_provider"][0]["parameters"][0]["seeds"] == "127.0.0.1:7000"
+    rackdc = tmp_path / "cassandra-node2" / "conf" / "cassandra-rackdc.properties"
+    assert rackdc.read_text() == "dc=dc1\nrack=rack1\n"
+    command = cassandra_node.cassandra_command("java", rackdc.with_name("cassandra.yaml"), node)
+    assert "-Dcassandra.jmx.local.port=7102" in command
+    assert f"-Dcassandra-rackdc.properties={rackdc.as_uri()}" in command
+
+
+def test_the_cluster_schema_replicates_to_three_nodes_of_dc1():
+    statements = cassandra_node.schema_statements("ecom_store", cluster=True)
+    assert "'NetworkTopologyStrategy', 'dc1': 3" in statements[0]
+    assert "SimpleStrategy" not in " ".join(statements)
