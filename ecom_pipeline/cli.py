@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from ecom_pipeline import __version__
 from ecom_pipeline.options import (
     CONSUMER,
     ORDER_WAIT,
@@ -44,12 +45,23 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def parser_for(doc: str | None, epilog: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
+def parser_for(doc: str | None, epilog: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """A command's parser, with `--version`; `prog` defaults to the name it was run by."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
         description=doc,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """A role's flags, parsed; then logging is set up as they say."""
+    args = parser.parse_args(argv)
+    configure_logging(args)
+    return args
 
 
 def add_pubsub_flags(parser: argparse.ArgumentParser) -> None:
