@@ -3,19 +3,24 @@
 # make run       the whole pipeline (services included)
 # make stop      stop the local services
 # make bench     throughput and latency figures (BENCHMARKS.md)
+# make lock      re-resolve requirements*.lock from pyproject.toml (LOCK_ARGS=--upgrade: newest)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+LOCK_ARGS ?=
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links $(LOCK_ARGS)
 
-.PHONY: venv services stop status logs test unit lint format run bench clean
+.PHONY: venv services stop status logs test unit lint format run bench clean lock
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Exactly the locked versions, each checked against its hash; then the package itself.
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -52,6 +57,12 @@ bench: services
 
 run: services
 	$(PY) -m devtools.run_pipeline
+
+lock:
+	$(PYTHON) -m venv .cache/pip-tools
+	.cache/pip-tools/bin/pip install --quiet pip-tools
+	.cache/pip-tools/bin/pip-compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
+	.cache/pip-tools/bin/pip-compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
 
 clean: stop
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache
