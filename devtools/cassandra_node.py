@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,22 @@ logger = logging.getLogger(__name__)
 
 CASSANDRA_SOURCE = ROOT / "cassandra-setup"
 SCHEMA_FILE = ROOT / "schema.cql"
+
+
+def pinned_release(pom: Path = CASSANDRA_SOURCE / "pom.xml") -> str:
+    """The Cassandra release cassandra-setup/pom.xml pins: the one place it is written."""
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    root = ElementTree.parse(pom).getroot()
+    prefix = "m:" if root.tag.startswith("{") else ""
+    for dependency in root.iterfind(f".//{prefix}dependency", namespace):
+        if dependency.findtext(f"{prefix}artifactId", namespaces=namespace) == "cassandra-all":
+            return dependency.findtext(f"{prefix}version", namespaces=namespace).strip()
+    raise SetupError(f"{pom} has no cassandra-all dependency")
+
+
+CASSANDRA_VERSION = pinned_release()
+# The same release as a Docker image (docker-compose-cassandra.yml, PIPELINE_TEST_DOCKER=1).
+CASSANDRA_IMAGE = f"cassandra:{CASSANDRA_VERSION}"
 
 CASSANDRA_HEAP = "768m"
 CASSANDRA_START_TIMEOUT = 240.0
@@ -79,24 +96,34 @@ def cassandra_lib_dir() -> Path:
 
 
 def cassandra_release() -> str | None:
-    """The 5.0.x release in the cache, if it was fetched."""
+    """The release in the cache, if one was fetched."""
     for jar in sorted(cassandra_lib_dir().glob("cassandra-all-*.jar")):
         return jar.name.removeprefix("cassandra-all-").removesuffix(".jar")
     return None
 
 
 def install_cassandra() -> str:
-    """Fetch the newest Cassandra 5.0.x jars with Maven, once; returns the release."""
+    """Fetch the pinned release's jars with Maven, once; returns the release.
+
+    A cache of another release (an older pin) is replaced, so that every clone
+    runs the release pom.xml names.
+    """
     release = cassandra_release()
-    if release:
+    if release == CASSANDRA_VERSION:
         return release
+    if release:
+        logger.info("the cache holds Cassandra %s, pom.xml pins %s", release, CASSANDRA_VERSION)
     mvn = shutil.which("mvn")
     if mvn is None:
         raise SetupError(
             "Maven (mvn) is not installed; it fetches Cassandra from Maven Central. "
             "Install it (Debian: apt-get install maven) or use docker-compose-cassandra.yml."
         )
-    logger.info("fetching Apache Cassandra 5.0.x from Maven Central (once, into %s)", CACHE_DIR)
+    logger.info(
+        "fetching Apache Cassandra %s from Maven Central (once, into %s)",
+        CASSANDRA_VERSION,
+        CACHE_DIR,
+    )
     target = cassandra_lib_dir()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -121,10 +148,11 @@ def install_cassandra() -> str:
                 "Maven could not download Cassandra from Maven Central. Check the network, "
                 "a proxy or mirror in ~/.m2/settings.xml, then run again.\n" + tail
             )
+        shutil.rmtree(target, ignore_errors=True)
         Path(tmp, "lib").rename(target)
     release = cassandra_release()
-    if not release:
-        raise SetupError(f"Maven ran but no cassandra-all jar is in {target}")
+    if release != CASSANDRA_VERSION:
+        raise SetupError(f"Maven ran but no cassandra-all-{CASSANDRA_VERSION}.jar is in {target}")
     logger.info("Cassandra %s is in %s", release, target)
     return release
 
