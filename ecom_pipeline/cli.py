@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from ecom_pipeline import __version__
+from ecom_pipeline import __version__, settings
 from ecom_pipeline.options import (
     CONSUMER,
     ORDER_WAIT,
@@ -29,6 +29,20 @@ logger = logging.getLogger(__name__)
 
 class SetupProblem(RuntimeError):
     """An infrastructure problem the user must fix; printed as one sentence."""
+
+
+def checked_by(rule: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type for a flag that takes a setting's place: refused by the setting's
+    own rule (settings.py), in argparse's words, which name the flag."""
+
+    def check(text: str) -> str:
+        try:
+            rule(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+
+    return check
 
 
 def positive_int(text: str) -> int:
@@ -58,8 +72,11 @@ def parser_for(doc: str | None, epilog: str, prog: str | None = None) -> argpars
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """A role's flags, parsed; then logging is set up as they say."""
+    """A role's flags, parsed and checked together; then logging is set up as they say."""
     args = parser.parse_args(argv)
+    first, last = getattr(args, "first_id", None), getattr(args, "last_id", None)
+    if first is not None and last is not None and last < first:
+        parser.error(f"--last-id {last} is below --first-id {first}: no order id between them")
     configure_logging(args)
     return args
 
@@ -82,13 +99,22 @@ def add_cassandra_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--cassandra-hosts",
         metavar="H1,H2",
+        type=checked_by(settings.host_list),
         help="contact points (CASSANDRA_HOSTS, default 127.0.0.1)",
     )
-    group.add_argument("--cassandra-port", type=int, help="CQL port (CASSANDRA_PORT, default 9042)")
+    group.add_argument(
+        "--cassandra-port",
+        type=checked_by(settings.port_number),
+        metavar="PORT",
+        help="CQL port (CASSANDRA_PORT, default 9042)",
+    )
     group.add_argument("--keyspace", help="keyspace (CASSANDRA_KEYSPACE, default ecom_store)")
     group.add_argument(
         "--consistency",
-        help="consistency level (CASSANDRA_CONSISTENCY, default LOCAL_QUORUM)",
+        type=checked_by(settings.consistency_level),
+        metavar="LEVEL",
+        help="consistency level, one of "
+        f"{', '.join(settings.CONSISTENCY_LEVELS)} (CASSANDRA_CONSISTENCY, default LOCAL_QUORUM)",
     )
 
 
@@ -214,12 +240,15 @@ def add_producer_flags(
     )
     parser.add_argument(
         "--first-id",
-        type=int,
+        type=positive_int,
         default=defaults.first_id,
-        help="first order id (default %(default)s)",
+        help="first order id, 1 or more (default %(default)s)",
     )
     parser.add_argument(
-        "--last-id", type=int, default=defaults.last_id, help="last order id (default %(default)s)"
+        "--last-id",
+        type=positive_int,
+        default=defaults.last_id,
+        help="last order id, not below --first-id (default %(default)s)",
     )
     parser.add_argument("--count", type=positive_int, help=count_help)
     parser.add_argument("--seed", type=int, help=f"random seed, for reproducible {what}")

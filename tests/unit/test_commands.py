@@ -65,3 +65,44 @@ def test_the_operations_cli_tells_its_version(capsys):
     with pytest.raises(SystemExit):
         operations_cli.main(["--version"], prog="ecom-pipeline")
     assert capsys.readouterr().out.strip() == f"ecom-pipeline {__version__}"
+
+
+def _refused(command, argv, capsys) -> str:
+    """What a role prints when it refuses its flags; it exits 2 without a traceback."""
+    with pytest.raises(SystemExit) as exited:
+        command(argv)
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["order_data_producer", "payments_data_producer"])
+def test_an_id_range_with_no_id_in_it_is_refused_in_one_sentence(name, capsys):
+    error = _refused(getattr(commands, name), ["--first-id", "10", "--last-id", "5"], capsys)
+    assert "--last-id 5 is below --first-id 10" in error
+    assert "Traceback" not in error
+
+
+@pytest.mark.parametrize("flag", ["--first-id", "--last-id"])
+def test_ids_must_be_positive(flag, capsys):
+    error = _refused(commands.payments_data_producer, [flag, "0"], capsys)
+    assert f"argument {flag}: must be at least 1, not 0" in error
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "rule"),
+    [
+        ("--consistency", "foo", "must be one of ONE, TWO"),
+        ("--cassandra-port", "70000", "must be between 1 and 65535"),
+        ("--cassandra-hosts", " , ", "has no host in it"),
+    ],
+)
+def test_a_bad_connection_flag_is_named_as_the_flag_not_as_its_variable(flag, value, rule, capsys):
+    error = _refused(commands.order_data_consumer, [flag, value], capsys)
+    assert f"argument {flag}: {rule}" in error
+    assert "CASSANDRA_" not in error.splitlines()[-1]
+
+
+def test_the_variable_is_named_when_the_environment_is_wrong(monkeypatch, capsys):
+    monkeypatch.setenv("CASSANDRA_CONSISTENCY", "foo")
+    assert commands.order_data_consumer([]) == 2
+    assert "error: CASSANDRA_CONSISTENCY must be one of" in capsys.readouterr().err
