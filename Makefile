@@ -27,7 +27,6 @@ venv: $(VENV)/.installed
 
 services: venv
 	$(PY) -m devtools.services start
-	./setup_pubsub.sh
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m devtools.services stop; fi

@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from ecom_pipeline.settings import Settings
+
 PR_SET_PDEATHSIG = 1
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = (
@@ -106,10 +108,18 @@ class LiveView:
         self.out.flush()
 
 
+def role_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The roles' environment: the local emulator named explicitly, so that a
+    GOOGLE_CLOUD_PROJECT exported in the shell does not send them to real Google Cloud."""
+    settings = Settings.for_local_services(environ)
+    return {**environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+
+
 class Supervisor:
-    def __init__(self, view: LiveView | None, colour: bool) -> None:
+    def __init__(self, view: LiveView | None, colour: bool, env: dict[str, str]) -> None:
         self.view = view
         self.colour = colour
+        self.env = env
         self.processes: dict[str, subprocess.Popen] = {}
         self.relays: list[threading.Thread] = []
         self.print_lock = threading.Lock()
@@ -140,7 +150,7 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # signals reach roles only through us
             preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=self.env,
             cwd=ROOT,
         )
         with self.lock:
@@ -221,7 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain", action="store_true", help="log lines even on a terminal")
     args = parser.parse_args(argv)
     live = sys.stdout.isatty() and not args.plain
-    supervisor = Supervisor(LiveView([r for r, _, _ in ROLES]) if live else None, colour=live)
+    try:
+        env = role_environment(dict(os.environ))
+    except ValueError as error:  # a setting's variable is wrong
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    view = LiveView([r for r, _, _ in ROLES]) if live else None
+    supervisor = Supervisor(view, colour=live, env=env)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, supervisor.on_signal)
     try:

@@ -113,6 +113,18 @@ class Settings:
             payments=defaults.payments.from_variables(env),
         )
 
+    @classmethod
+    def for_local_services(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """`from_env` for the local tooling (`make services`, `make run`, the tests' services).
+
+        Its Pub/Sub is always an emulator: `PUBSUB_EMULATOR_HOST`, or the local one when that
+        is unset or empty, even with `GOOGLE_CLOUD_PROJECT` exported (Cloud Shell does), which
+        then only names the project on the emulator.
+        """
+        env = os.environ if environ is None else environ
+        emulator_host = env.get("PUBSUB_EMULATOR_HOST") or LOCAL_EMULATOR_HOST
+        return cls.from_env({**env, "PUBSUB_EMULATOR_HOST": emulator_host})
+
     @property
     def streams(self) -> tuple[Stream, ...]:
         return (self.orders, self.payments)
