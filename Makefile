@@ -1,7 +1,7 @@
 # make test      set-up, local services, lint and every test (what CI runs)
 # make services  Cassandra and the Pub/Sub emulator up, with topics and schema
 # make run       the whole pipeline (services included)
-# make stop      stop the local services
+# make stop      stop the local services (make services-status: are they up?)
 # make bench     throughput and latency figures (BENCHMARKS.md)
 # make lock      re-resolve requirements*.lock from pyproject.toml (LOCK_ARGS=--upgrade: newest)
 SHELL := /bin/bash
@@ -13,7 +13,7 @@ LOCK_ARGS ?=
 LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 	--no-emit-find-links $(LOCK_ARGS)
 
-.PHONY: venv services stop status logs test unit lint format run bench clean lock
+.PHONY: venv services stop services-status logs test unit lint format run bench clean lock
 
 # Exactly the locked versions, each checked against its hash; then the package itself.
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -31,7 +31,8 @@ services: venv
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m devtools.services stop; fi
 
-status: venv
+# Not `status`: that is `ecom-pipeline status`, the pipeline's table and dead letters.
+services-status: venv
 	$(PY) -m devtools.services status
 
 logs: venv

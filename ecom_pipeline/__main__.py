@@ -72,11 +72,14 @@ def redrive_payments(args: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS = {"status": status, "redrive": redrive_payments}
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """The `ecom-pipeline` command; `prog` names it in usage lines (default: as it was run)."""
     parser = cli.parser_for(__doc__, "Environment: see the Settings section of the README.", prog)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, function in (("status", status), ("redrive", redrive_payments)):
+    for name, function in COMMANDS.items():
         command = commands.add_parser(name, help=function.__doc__, description=function.__doc__)
         command.set_defaults(function=function)
         cli.add_pubsub_flags(command)

@@ -1,6 +1,7 @@
 """The commands people run: the four roles and the operations CLI, installed or from a checkout."""
 
 import importlib
+import re
 import subprocess
 import sys
 import tomllib
@@ -106,3 +107,13 @@ def test_the_variable_is_named_when_the_environment_is_wrong(monkeypatch, capsys
     monkeypatch.setenv("CASSANDRA_CONSISTENCY", "foo")
     assert commands.order_data_consumer([]) == 2
     assert "error: CASSANDRA_CONSISTENCY must be one of" in capsys.readouterr().err
+
+
+def test_no_make_target_shares_a_name_with_an_operations_command():
+    """`make status` (the services) and `ecom-pipeline status` (the pipeline) were two things."""
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][\w-]*):", makefile, flags=re.MULTILINE))
+    assert {"services", "run", "services-status"} <= targets
+    assert set(operations_cli.COMMANDS) == {"status", "redrive"}
+    assert not targets & set(operations_cli.COMMANDS)
+    assert "make status" not in (ROOT / "README.md").read_text()
