@@ -1,6 +1,7 @@
 # make test      set-up, local services, lint and every test (what CI runs)
 # make services  Cassandra and the Pub/Sub emulator up, with topics and schema
-# make run       the whole pipeline (services included)
+# make run       the whole pipeline (services included); a role's flags go in its variable:
+#                make run PAYMENT_CONSUMER_ARGS="--order-wait 10" ORDER_PRODUCER_ARGS="--count 20"
 # make stop      stop the local services (make services-status: are they up?)
 # make bench     throughput and latency figures (BENCHMARKS.md)
 # make lock      re-resolve requirements*.lock from pyproject.toml (LOCK_ARGS=--upgrade: newest)
