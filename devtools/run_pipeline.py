@@ -79,7 +79,7 @@ class LiveView:
                 self.states[role] = "running"
             if "stats" in entry:
                 self.stats[role] = entry["stats"]
-            elif entry.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+            elif entry.get("severity") in ("WARNING", "ERROR", "CRITICAL"):
                 clock = entry.get("time", "")[11:19]
                 self.events.append(f"{clock} {role}: {entry.get('message', '')[:150]}")
 

@@ -129,7 +129,8 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         "--log-format",
         choices=["text", "json"],
         default="text",
-        help="json: one JSON object per line, for log shippers (default text)",
+        help="json: one JSON object per line with Cloud Logging's fields (severity, message, "
+        "time), for log shippers (default text)",
     )
     parser.add_argument(
         "--stats-interval",
@@ -170,14 +171,26 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; a stats line carries its figures under "stats"."""
+    """One JSON object per line in Cloud Logging's structured-logging fields.
+
+    `severity`, `message`, `time` (RFC 3339, UTC) and
+    `logging.googleapis.com/sourceLocation` become the log entry's own fields on Google
+    Cloud (Cloud Run, GKE, the Ops Agent); Python's level names are Cloud Logging's
+    severities. A stats line carries its figures under "stats"; a traceback goes under
+    "exception", where Error Reporting finds it.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
+            "severity": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "logging.googleapis.com/sourceLocation": {
+                "file": record.pathname,
+                "line": record.lineno,
+                "function": record.funcName,
+            },
         }
         stats = getattr(record, "stats", None)
         if stats is not None:
