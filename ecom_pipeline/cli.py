@@ -15,6 +15,7 @@ from typing import TypeVar
 from ecom_pipeline import __version__, settings
 from ecom_pipeline.options import (
     CONSUMER,
+    METRICS_ADDR,
     ORDER_WAIT,
     STATS_INTERVAL,
     ConsumerOptions,
@@ -123,7 +124,14 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         "--metrics-port",
         type=positive_int,
         metavar="PORT",
-        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics (default: off)",
+        help="serve Prometheus metrics on http://ADDR:PORT/metrics (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-addr",
+        default=METRICS_ADDR,
+        metavar="ADDR",
+        help="the address --metrics-port listens on: 127.0.0.1 for this host only, '::' for "
+        "IPv6 (default %(default)s, every IPv4 interface)",
     )
     parser.add_argument(
         "--log-format",

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from ecom_pipeline.options import METRICS_ADDR
+
 logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -49,10 +51,12 @@ class Stats:
             ["role"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
 
-    def serve(self, port: int | None) -> None:
+    def serve(self, port: int | None, addr: str = METRICS_ADDR) -> None:
+        """Serve the metrics on http://addr:port/metrics (not at all without a port)."""
         if port:
-            start_http_server(port, addr="0.0.0.0", registry=self.registry)
-            logger.info("%s: metrics on http://0.0.0.0:%d/metrics", self.role, port)
+            start_http_server(port, addr=addr, registry=self.registry)
+            host = f"[{addr}]" if ":" in addr else addr
+            logger.info("%s: metrics on http://%s:%d/metrics", self.role, host, port)
 
     # ------------------------------------------------------------ events
 
