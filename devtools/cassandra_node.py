@@ -13,7 +13,8 @@ import shutil
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -89,6 +90,23 @@ JDK17_OPTIONS = (
 
 
 CASSANDRA = ManagedProcess("cassandra", "org.apache.cassandra.service.CassandraDaemon")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A Cassandra node on this machine: its process (and so its directories), the loopback
+    address it listens on, its storage port, heap, and cassandra.yaml settings beyond
+    cassandra-setup/cassandra.yaml's (e.g. client_encryption_options). Its CQL port is the
+    settings' CASSANDRA_PORT. A node is its own seed, so it never joins another."""
+
+    process: ManagedProcess = CASSANDRA
+    address: str = "127.0.0.1"
+    storage_port: int = 7000
+    heap: str = CASSANDRA_HEAP
+    config: Mapping[str, object] = field(default_factory=dict)
+
+
+LOCAL_NODE = Node()  # make services' node
 
 
 def cassandra_lib_dir() -> Path:
@@ -198,19 +216,23 @@ def _java_major(java: Path) -> int | None:
     return int(match.group(2)) if major == 1 else major
 
 
-def write_cassandra_config(settings: Settings) -> Path:
-    """The shared cassandra.yaml with this machine's directories and loopback addresses."""
-    state = CASSANDRA.state_dir
+def write_cassandra_config(settings: Settings, node: Node = LOCAL_NODE) -> Path:
+    """The shared cassandra.yaml with the node's directories, address and ports."""
+    state = node.process.state_dir
     config = yaml.safe_load((CASSANDRA_SOURCE / "cassandra.yaml").read_text())
+    seeds = config["seed_provider"][0]["parameters"][0]
+    seeds["seeds"] = f"{node.address}:{node.storage_port}"
     config.update(
-        listen_address="127.0.0.1",
-        rpc_address="127.0.0.1",
+        listen_address=node.address,
+        rpc_address=node.address,
+        storage_port=node.storage_port,
         native_transport_port=settings.cassandra_port,
         data_file_directories=[str(state / "data" / "data")],
         commitlog_directory=str(state / "data" / "commitlog"),
         hints_directory=str(state / "data" / "hints"),
         saved_caches_directory=str(state / "data" / "saved_caches"),
         cdc_raw_directory=str(state / "data" / "cdc_raw"),
+        **node.config,
     )
     conf_dir = state / "conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
@@ -222,15 +244,15 @@ def write_cassandra_config(settings: Settings) -> Path:
     return path
 
 
-def cassandra_command(java: str, config: Path) -> list[str]:
-    state = CASSANDRA.state_dir
+def cassandra_command(java: str, config: Path, node: Node = LOCAL_NODE) -> list[str]:
+    state = node.process.state_dir
     tmp = state / "tmp"
     for directory in (tmp, state / "logs"):
         directory.mkdir(parents=True, exist_ok=True)
     return [
         java,
-        f"-Xms{CASSANDRA_HEAP}",
-        f"-Xmx{CASSANDRA_HEAP}",
+        f"-Xms{node.heap}",
+        f"-Xmx{node.heap}",
         "-Xss256k",
         "-XX:+UseG1GC",
         "-XX:+ParallelRefProcEnabled",
@@ -255,22 +277,26 @@ def cassandra_command(java: str, config: Path) -> list[str]:
     ]
 
 
-def start_cassandra(settings: Settings) -> None:
-    """Start (or reuse) a Cassandra on the settings' port, then roles and schema."""
+def start_cassandra(settings: Settings, node: Node = LOCAL_NODE) -> None:
+    """Start (or reuse) a Cassandra node on the settings' port, then roles and schema."""
     host = settings.cassandra_hosts[0]
-    if CASSANDRA.pid() is not None:
-        logger.info("Cassandra is already running (pid %d)", CASSANDRA.pid())
+    if node.process.pid() is not None:
+        logger.info("Cassandra is already running (pid %d)", node.process.pid())
     elif port_open(host, settings.cassandra_port):
         _check_foreign_cassandra(settings)
     else:
-        check_port_free(host, 7000, "Cassandra's storage port")
+        check_port_free(node.address, node.storage_port, "Cassandra's storage port")
         release = install_cassandra()
         java, java_version = find_java()
-        config = write_cassandra_config(settings)
+        config = write_cassandra_config(settings, node)
         logger.info(
-            "starting Cassandra %s on Java %d (heap %s)", release, java_version, CASSANDRA_HEAP
+            "starting Cassandra %s on Java %d (heap %s) at %s",
+            release,
+            java_version,
+            node.heap,
+            node.address,
         )
-        process = CASSANDRA.spawn(cassandra_command(java, config))
+        process = node.process.spawn(cassandra_command(java, config, node))
         alive = lambda: process.poll() is None  # noqa: E731
         try:
             wait_until(
@@ -281,14 +307,14 @@ def start_cassandra(settings: Settings) -> None:
             )
         except SetupError as error:
             raise SetupError(
-                f"{error}; last lines of {CASSANDRA.output_file}:\n"
-                f"{CASSANDRA.output_tail()}\n{_system_log_tail()}"
+                f"{error}; last lines of {node.process.output_file}:\n"
+                f"{node.process.output_tail()}\n{_system_log_tail(node)}"
             ) from None
     ensure_roles_and_schema(settings)
 
 
-def _system_log_tail(lines: int = 20) -> str:
-    log = CASSANDRA.state_dir / "logs" / "system.log"
+def _system_log_tail(node: Node, lines: int = 20) -> str:
+    log = node.process.state_dir / "logs" / "system.log"
     try:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:

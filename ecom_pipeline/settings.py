@@ -76,6 +76,9 @@ class Settings:
     cassandra_keyspace: str = "ecom_store"
     cassandra_consistency: str = "LOCAL_QUORUM"
     cassandra_tls_ca: str | None = None
+    # A client certificate and its key (PEM files) for Cassandra's require_client_auth.
+    cassandra_tls_cert: str | None = None
+    cassandra_tls_key: str | None = None
     cassandra_tls_verify_hostname: bool = True
     orders: Stream = ORDERS
     payments: Stream = PAYMENTS
@@ -108,6 +111,8 @@ class Settings:
                 env, "CASSANDRA_CONSISTENCY", consistency_level, defaults.cassandra_consistency
             ),
             cassandra_tls_ca=env.get("CASSANDRA_TLS_CA") or None,
+            cassandra_tls_cert=env.get("CASSANDRA_TLS_CERT") or None,
+            cassandra_tls_key=_key_of(env.get("CASSANDRA_TLS_CERT"), env.get("CASSANDRA_TLS_KEY")),
             cassandra_tls_verify_hostname=_flag(env, "CASSANDRA_TLS_VERIFY_HOSTNAME", True),
             orders=defaults.orders.from_variables(env),
             payments=defaults.payments.from_variables(env),
@@ -146,6 +151,14 @@ class Settings:
             "CASSANDRA_KEYSPACE": self.cassandra_keyspace,
             "CASSANDRA_CONSISTENCY": self.cassandra_consistency,
         }
+        tls = {
+            "CASSANDRA_TLS_CA": self.cassandra_tls_ca,
+            "CASSANDRA_TLS_CERT": self.cassandra_tls_cert,
+            "CASSANDRA_TLS_KEY": self.cassandra_tls_key,
+        }
+        env.update({variable: path for variable, path in tls.items() if path})
+        if not self.cassandra_tls_verify_hostname:
+            env["CASSANDRA_TLS_VERIFY_HOSTNAME"] = "false"
         for stream in self.streams:
             env.update(stream.variables())
         return env
@@ -185,6 +198,15 @@ def host_list(value: str) -> tuple[str, ...]:
     if not hosts:
         raise ValueError(f"has no host in it: {value!r}")
     return hosts
+
+
+def _key_of(cert: str | None, key: str | None) -> str | None:
+    if key and not cert:
+        raise ValueError(
+            "CASSANDRA_TLS_KEY is set but CASSANDRA_TLS_CERT is not: the key belongs to a client "
+            "certificate, set both (or only CASSANDRA_TLS_CERT for a file that holds both)"
+        )
+    return key or None
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
