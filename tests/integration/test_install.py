@@ -64,7 +64,10 @@ def test_pip_install_dot_in_a_fresh_venv_gives_every_command(tmp_path):
 
     _check_every_command(bin_dir, cwd=tmp_path)
     where = _run(
-        bin_dir / "python", "-c", "import ecom_pipeline; print(ecom_pipeline.__file__)", cwd=tmp_path
+        bin_dir / "python",
+        "-c",
+        "import ecom_pipeline; print(ecom_pipeline.__file__)",
+        cwd=tmp_path,
     ).stdout
     assert "site-packages" in where, "the installed package runs, not the copy it was built from"
 
