@@ -1,39 +1,45 @@
 # make test      set-up, local services, lint and every test (what CI runs)
 # make services  Cassandra and the Pub/Sub emulator up, with topics and schema
-# make run       the whole pipeline (services included)
-# make stop      stop the local services (the single node or the cluster)
+# make run       the whole pipeline (services included); a role's flags go in its variable:
+#                make run PAYMENT_CONSUMER_ARGS="--order-wait 10" ORDER_PRODUCER_ARGS="--count 20"
+# make stop      stop the local services, the single node or the cluster (make services-status)
 # make cluster   a local three-node Cassandra cluster (instead of the single node)
 # make test-cluster  the cluster tests: stops a single node, starts the cluster
 # make bench     throughput and latency figures (BENCHMARKS.md)
+# make lock      re-resolve requirements*.lock from pyproject.toml (LOCK_ARGS=--upgrade: newest)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+LOCK_ARGS ?=
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links $(LOCK_ARGS)
 
-.PHONY: venv services cluster stop status logs test test-cluster unit lint format run bench clean
+.PHONY: venv services cluster stop services-status logs test test-cluster unit lint format run \
+	bench clean lock
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Exactly the locked versions, each checked against its hash; then the package itself.
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	@touch $@
 
 venv: $(VENV)/.installed
 
 services: venv
 	$(PY) -m devtools.services start
-	./setup_pubsub.sh
 
 cluster: venv
 	$(PY) -m devtools.services start --nodes 3
-	./setup_pubsub.sh
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m devtools.services stop; fi
 
-status: venv
+# Not `status`: that is `ecom-pipeline status`, the pipeline's table and dead letters.
+services-status: venv
 	$(PY) -m devtools.services status
 
 logs: venv
@@ -63,6 +69,12 @@ bench: services
 
 run: services
 	$(PY) -m devtools.run_pipeline
+
+lock:
+	$(PYTHON) -m venv .cache/pip-tools
+	.cache/pip-tools/bin/pip install --quiet pip-tools
+	.cache/pip-tools/bin/pip-compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
+	.cache/pip-tools/bin/pip-compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
 
 clean: stop
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

@@ -4,8 +4,8 @@ One JVM per node on 127.0.0.1, 127.0.0.2 and 127.0.0.3 (same CQL and storage por
 data directories and JMX ports, evenly spaced tokens), GossipingPropertyFileSnitch with
 one data centre `dc1`, password authentication with the roles replicated to all three
 nodes, and schema.cql applied with NetworkTopologyStrategy, replication factor 3.
-The single node (cassandra_node.SINGLE) and the cluster share 127.0.0.1, so only one of
-them runs at a time.
+The single node (cassandra_node.LOCAL_NODE) and the cluster share 127.0.0.1, so only one
+of them runs at a time.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ NODES = tuple(
     Node(
         ManagedProcess(f"cassandra-node{i + 1}", f"-Decom.node=cassandra-node{i + 1}"),
         address=address,
+        seeds=f"{ADDRESSES[0]}:7000",
         jmx_port=7101 + i,
         heap=NODE_HEAP,
         datacenter=DATACENTER,

@@ -12,8 +12,9 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -34,6 +35,22 @@ logger = logging.getLogger(__name__)
 
 CASSANDRA_SOURCE = ROOT / "cassandra-setup"
 SCHEMA_FILE = ROOT / "schema.cql"
+
+
+def pinned_release(pom: Path = CASSANDRA_SOURCE / "pom.xml") -> str:
+    """The Cassandra release cassandra-setup/pom.xml pins: the one place it is written."""
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    root = ElementTree.parse(pom).getroot()
+    prefix = "m:" if root.tag.startswith("{") else ""
+    for dependency in root.iterfind(f".//{prefix}dependency", namespace):
+        if dependency.findtext(f"{prefix}artifactId", namespaces=namespace) == "cassandra-all":
+            return dependency.findtext(f"{prefix}version", namespaces=namespace).strip()
+    raise SetupError(f"{pom} has no cassandra-all dependency")
+
+
+CASSANDRA_VERSION = pinned_release()
+# The same release as a Docker image (docker-compose-cassandra.yml, PIPELINE_TEST_DOCKER=1).
+CASSANDRA_IMAGE = f"cassandra:{CASSANDRA_VERSION}"
 
 CASSANDRA_HEAP = "768m"
 CASSANDRA_START_TIMEOUT = 240.0
@@ -77,19 +94,26 @@ CASSANDRA = ManagedProcess("cassandra", "org.apache.cassandra.service.CassandraD
 
 @dataclass(frozen=True)
 class Node:
-    """One Cassandra JVM: where it keeps its state, which loopback address and JMX port it
-    takes, and, in a cluster, its data centre and its token (evenly spaced, as ccm lays out
-    a local cluster)."""
+    """A Cassandra node on this machine: its process (and so its directories), the loopback
+    address it listens on, its storage port, heap, and cassandra.yaml settings beyond
+    cassandra-setup/cassandra.yaml's (e.g. client_encryption_options). Its CQL port is the
+    settings' CASSANDRA_PORT. A node is its own seed, so it never joins another, unless it
+    names the seeds of a cluster."""
 
-    process: ManagedProcess
+    process: ManagedProcess = CASSANDRA
     address: str = "127.0.0.1"
-    jmx_port: int = 7199
+    storage_port: int = 7000
     heap: str = CASSANDRA_HEAP
-    datacenter: str | None = None  # None: a lone node with SimpleSnitch
+    config: Mapping[str, object] = field(default_factory=dict)
+    # In a local cluster (devtools.cassandra_cluster): the first node's address as the
+    # seed, a JMX port for nodetool, the data centre and an evenly spaced token.
+    seeds: str | None = None
+    jmx_port: int | None = None
+    datacenter: str | None = None
     initial_token: int | None = None
 
 
-SINGLE = Node(CASSANDRA)
+LOCAL_NODE = Node()  # make services' node
 
 
 def cassandra_lib_dir() -> Path:
@@ -97,24 +121,34 @@ def cassandra_lib_dir() -> Path:
 
 
 def cassandra_release() -> str | None:
-    """The 5.0.x release in the cache, if it was fetched."""
+    """The release in the cache, if one was fetched."""
     for jar in sorted(cassandra_lib_dir().glob("cassandra-all-*.jar")):
         return jar.name.removeprefix("cassandra-all-").removesuffix(".jar")
     return None
 
 
 def install_cassandra() -> str:
-    """Fetch the newest Cassandra 5.0.x jars with Maven, once; returns the release."""
+    """Fetch the pinned release's jars with Maven, once; returns the release.
+
+    A cache of another release (an older pin) is replaced, so that every clone
+    runs the release pom.xml names.
+    """
     release = cassandra_release()
-    if release:
+    if release == CASSANDRA_VERSION:
         return release
+    if release:
+        logger.info("the cache holds Cassandra %s, pom.xml pins %s", release, CASSANDRA_VERSION)
     mvn = shutil.which("mvn")
     if mvn is None:
         raise SetupError(
             "Maven (mvn) is not installed; it fetches Cassandra from Maven Central. "
             "Install it (Debian: apt-get install maven) or use docker-compose-cassandra.yml."
         )
-    logger.info("fetching Apache Cassandra 5.0.x from Maven Central (once, into %s)", CACHE_DIR)
+    logger.info(
+        "fetching Apache Cassandra %s from Maven Central (once, into %s)",
+        CASSANDRA_VERSION,
+        CACHE_DIR,
+    )
     target = cassandra_lib_dir()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -139,10 +173,11 @@ def install_cassandra() -> str:
                 "Maven could not download Cassandra from Maven Central. Check the network, "
                 "a proxy or mirror in ~/.m2/settings.xml, then run again.\n" + tail
             )
+        shutil.rmtree(target, ignore_errors=True)
         Path(tmp, "lib").rename(target)
     release = cassandra_release()
-    if not release:
-        raise SetupError(f"Maven ran but no cassandra-all jar is in {target}")
+    if release != CASSANDRA_VERSION:
+        raise SetupError(f"Maven ran but no cassandra-all-{CASSANDRA_VERSION}.jar is in {target}")
     logger.info("Cassandra %s is in %s", release, target)
     return release
 
@@ -188,12 +223,14 @@ def _java_major(java: Path) -> int | None:
     return int(match.group(2)) if major == 1 else major
 
 
-def write_cassandra_config(settings: Settings, node: Node = SINGLE) -> Path:
-    """The shared cassandra.yaml with this machine's directories and loopback addresses."""
+def write_cassandra_config(settings: Settings, node: Node = LOCAL_NODE) -> Path:
+    """The shared cassandra.yaml with the node's directories, address and ports."""
     state = node.process.state_dir
+    config = yaml.safe_load((CASSANDRA_SOURCE / "cassandra.yaml").read_text())
+    seeds = config["seed_provider"][0]["parameters"][0]
+    seeds["seeds"] = node.seeds or f"{node.address}:{node.storage_port}"
     conf_dir = state / "conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
-    config = yaml.safe_load((CASSANDRA_SOURCE / "cassandra.yaml").read_text())
     if node.datacenter is not None:
         config.update(
             endpoint_snitch="GossipingPropertyFileSnitch",
@@ -204,12 +241,14 @@ def write_cassandra_config(settings: Settings, node: Node = SINGLE) -> Path:
     config.update(
         listen_address=node.address,
         rpc_address=node.address,
+        storage_port=node.storage_port,
         native_transport_port=settings.cassandra_port,
         data_file_directories=[str(state / "data" / "data")],
         commitlog_directory=str(state / "data" / "commitlog"),
         hints_directory=str(state / "data" / "hints"),
         saved_caches_directory=str(state / "data" / "saved_caches"),
         cdc_raw_directory=str(state / "data" / "cdc_raw"),
+        **node.config,
     )
     path = conf_dir / "cassandra.yaml"
     path.write_text(
@@ -219,7 +258,7 @@ def write_cassandra_config(settings: Settings, node: Node = SINGLE) -> Path:
     return path
 
 
-def cassandra_command(java: str, config: Path, node: Node = SINGLE) -> list[str]:
+def cassandra_command(java: str, config: Path, node: Node = LOCAL_NODE) -> list[str]:
     state = node.process.state_dir
     tmp = state / "tmp"
     for directory in (tmp, state / "logs"):
@@ -246,7 +285,7 @@ def cassandra_command(java: str, config: Path, node: Node = SINGLE) -> list[str]
         "-Dcassandra-foreground=yes",
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
         "-Dcassandra.superuser_setup_delay_ms=0",
-        f"-Dcassandra.jmx.local.port={node.jmx_port}",
+        *([f"-Dcassandra.jmx.local.port={node.jmx_port}"] if node.jmx_port else []),
         *([f"-Dcassandra-rackdc.properties={rackdc.as_uri()}"] if rackdc.exists() else []),
         f"-Decom.node={node.process.name}",  # tells the nodes of one machine apart
         *JDK17_OPTIONS,
@@ -256,30 +295,30 @@ def cassandra_command(java: str, config: Path, node: Node = SINGLE) -> list[str]
     ]
 
 
-def start_cassandra(settings: Settings) -> None:
-    """Start (or reuse) a Cassandra on the settings' port, then roles and schema."""
+def start_cassandra(settings: Settings, node: Node = LOCAL_NODE) -> None:
+    """Start (or reuse) a Cassandra node on the settings' port, then roles and schema."""
     host = settings.cassandra_hosts[0]
-    if CASSANDRA.pid() is not None:
-        logger.info("Cassandra is already running (pid %d)", CASSANDRA.pid())
+    if node.process.pid() is not None:
+        logger.info("Cassandra is already running (pid %d)", node.process.pid())
     elif port_open(host, settings.cassandra_port):
         _check_foreign_cassandra(settings)
     else:
-        start_node(SINGLE, settings)
+        start_node(node, settings)
     ensure_roles_and_schema(settings)
 
 
 def start_node(node: Node, settings: Settings) -> None:
     """Spawn one node and wait for its CQL port."""
-    check_port_free(node.address, 7000, "Cassandra's storage port")
+    check_port_free(node.address, node.storage_port, "Cassandra's storage port")
     release = install_cassandra()
     java, java_version = find_java()
     config = write_cassandra_config(settings, node)
     logger.info(
-        "starting Cassandra %s on %s, Java %d (heap %s)",
+        "starting Cassandra %s on Java %d (heap %s) at %s",
         release,
-        node.address,
         java_version,
         node.heap,
+        node.address,
     )
     process = node.process.spawn(cassandra_command(java, config, node))
     alive = lambda: process.poll() is None  # noqa: E731

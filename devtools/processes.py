@@ -37,10 +37,11 @@ class ManagedProcess:
 
     name: str
     marker: str  # a string of its command line, to tell it from a recycled pid
+    root: Path | None = None  # where its state directory is: STATE_DIR unless given
 
     @property
     def state_dir(self) -> Path:
-        return STATE_DIR / self.name
+        return (self.root or STATE_DIR) / self.name
 
     @property
     def pid_file(self) -> Path:

@@ -7,8 +7,13 @@ prefixed with its role.
 
 Ctrl+C (or SIGTERM) asks every role to stop cleanly and waits for them; a second
 Ctrl+C kills them. The payment producer exits by itself after its 500 payments;
-the others run until stopped. Extra flags for a role go through the environment
-variables of README.md's settings table.
+the others run until stopped.
+
+A role's own flags (see its --help) go with --<role>, or in make with <ROLE>_ARGS;
+each role's parser checks them before any role starts:
+
+  make run PAYMENT_CONSUMER_ARGS="--order-wait 10" ORDER_PRODUCER_ARGS="--interval 0.5"
+  python -m devtools.run_pipeline --payment-consumer="--order-wait 10" --plain
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -26,13 +32,17 @@ import threading
 import time
 from pathlib import Path
 
+from ecom_pipeline import commands
+from ecom_pipeline.settings import Settings
+
 PR_SET_PDEATHSIG = 1
 ROOT = Path(__file__).resolve().parent.parent
+# role, its command (a top-level script of the same name), its colour
 ROLES = (
-    ("order-producer", "order_data_producer.py", "32"),
-    ("payment-producer", "payments_data_producer.py", "33"),
-    ("order-consumer", "order_data_consumer.py", "36"),
-    ("payment-consumer", "ingest_in_fact_table.py", "35"),
+    ("order-producer", "order_data_producer", "32"),
+    ("payment-producer", "payments_data_producer", "33"),
+    ("order-consumer", "order_data_consumer", "36"),
+    ("payment-consumer", "ingest_in_fact_table", "35"),
 )
 CLEAR = "\033[H\033[2J"
 
@@ -69,7 +79,7 @@ class LiveView:
                 self.states[role] = "running"
             if "stats" in entry:
                 self.stats[role] = entry["stats"]
-            elif entry.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+            elif entry.get("severity") in ("WARNING", "ERROR", "CRITICAL"):
                 clock = entry.get("time", "")[11:19]
                 self.events.append(f"{clock} {role}: {entry.get('message', '')[:150]}")
 
@@ -106,10 +116,43 @@ class LiveView:
         self.out.flush()
 
 
+def flags_variable(role: str) -> str:
+    """The environment (and make) variable of a role's flags: PAYMENT_CONSUMER_ARGS."""
+    return f"{role.upper().replace('-', '_')}_ARGS"
+
+
+def role_command(command: str, flags: list[str], live: bool) -> list[str]:
+    """How a role is started: its script, the supervisor's flags, then the user's (which win)."""
+    argv = [sys.executable, str(ROOT / f"{command}.py"), "--stats-interval", "2"]
+    if live:
+        argv += ["--log-format", "json"]
+    return argv + flags
+
+
+def check_role_flags(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Each role's flags, split as a shell would and refused (exit 2) by the role's own
+    parser, naming the role, before any role starts."""
+    flags = {}
+    for role, command, _ in ROLES:
+        flags[role] = shlex.split(getattr(args, role.replace("-", "_")))
+        parser = commands.PARSERS[command]()
+        parser.prog = f"{command} (--{role} / {flags_variable(role)})"
+        parser.parse_args(flags[role])
+    return flags
+
+
+def role_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The roles' environment: the local emulator named explicitly, so that a
+    GOOGLE_CLOUD_PROJECT exported in the shell does not send them to real Google Cloud."""
+    settings = Settings.for_local_services(environ)
+    return {**environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+
+
 class Supervisor:
-    def __init__(self, view: LiveView | None, colour: bool) -> None:
+    def __init__(self, view: LiveView | None, colour: bool, env: dict[str, str]) -> None:
         self.view = view
         self.colour = colour
+        self.env = env
         self.processes: dict[str, subprocess.Popen] = {}
         self.relays: list[threading.Thread] = []
         self.print_lock = threading.Lock()
@@ -129,10 +172,7 @@ class Supervisor:
             sys.stdout.write(prefix + line)
             sys.stdout.flush()
 
-    def start(self, role: str, script: str, colour: str) -> None:
-        argv = [sys.executable, str(ROOT / script), "--stats-interval", "2"]
-        if self.view is not None:
-            argv += ["--log-format", "json"]
+    def start(self, role: str, argv: list[str], colour: str) -> None:
         process = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
@@ -140,7 +180,7 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # signals reach roles only through us
             preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=self.env,
             cwd=ROOT,
         )
         with self.lock:
@@ -219,14 +259,29 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--plain", action="store_true", help="log lines even on a terminal")
+    for role, command, _ in ROLES:
+        variable = flags_variable(role)
+        parser.add_argument(
+            f"--{role}",
+            metavar="FLAGS",
+            default=os.environ.get(variable, ""),
+            help=f"flags for {command}, as one argument (default: ${variable})",
+        )
     args = parser.parse_args(argv)
+    flags = check_role_flags(args)
     live = sys.stdout.isatty() and not args.plain
-    supervisor = Supervisor(LiveView([r for r, _, _ in ROLES]) if live else None, colour=live)
+    try:
+        env = role_environment(dict(os.environ))
+    except ValueError as error:  # a setting's variable is wrong
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    view = LiveView([r for r, _, _ in ROLES]) if live else None
+    supervisor = Supervisor(view, colour=live, env=env)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, supervisor.on_signal)
     try:
-        for role, script, colour in ROLES:
-            supervisor.start(role, script, colour)
+        for role, command, colour in ROLES:
+            supervisor.start(role, role_command(command, flags[role], live), colour)
         supervisor.start_relays()
         return supervisor.wait()
     finally:

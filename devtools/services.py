@@ -7,7 +7,7 @@ survives a stop and a start.
 
 Examples:
 
-    python -m devtools.services start            # both, then schema and admin role
+    python -m devtools.services start            # both, then schema, admin role and topics
     python -m devtools.services start --nodes 3  # a three-node Cassandra cluster instead
     python -m devtools.services nodetool status  # Cassandra's nodetool, against node 1
     python -m devtools.services status
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,7 +33,7 @@ from devtools.cassandra_node import (
     start_cassandra,
     stop_cassandra,
 )
-from devtools.processes import SetupError, port_open
+from devtools.processes import ROOT, SetupError, port_open
 from devtools.pubsub_emulator import (
     EMULATOR,
     emulator_address,
@@ -56,6 +57,18 @@ def start(settings: Settings, which: str = "all", nodes: int = 1) -> None:
     errors = [str(f.exception()) for f in futures if f.exception() is not None]
     if errors:
         raise SetupError("\n".join(errors))
+
+
+def create_topics(settings: Settings) -> None:
+    """setup_pubsub.sh against the settings' emulator, named explicitly: a
+    GOOGLE_CLOUD_PROJECT in the shell would otherwise send it to real Google Cloud."""
+    result = subprocess.run(
+        [str(ROOT / "setup_pubsub.sh")],
+        env={**os.environ, **settings.to_env()},
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SetupError("setup_pubsub.sh could not create the topics (its output is above)")
 
 
 def stop(which: str = "all") -> None:
@@ -137,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s services %(message)s", datefmt="%H:%M:%S"
     )
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)
-    settings = Settings.from_env()
     try:
+        settings = Settings.for_local_services()
         if args.command == "start":
             start(settings, args.service, args.nodes)
+            if args.service in ("all", "pubsub"):
+                create_topics(settings)
         elif args.command == "stop":
             stop(args.service)
         elif args.command == "status":
@@ -153,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 cassandra_cluster.reset_cluster()
             if args.service in ("all", "pubsub"):
                 reset_emulator()
-    except SetupError as error:
+    except (SetupError, ValueError) as error:  # ValueError: a setting's variable is wrong
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

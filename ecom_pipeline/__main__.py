@@ -1,10 +1,12 @@
 """Operate the pipeline: `status` of the table and the dead-letter queues, `redrive` of payments.
 
+Installed as the command `ecom-pipeline`; from a checkout, `python -m ecom_pipeline`.
+
 examples:
-  python -m ecom_pipeline status
-  python -m ecom_pipeline redrive --dry-run
-  python -m ecom_pipeline redrive            # payments whose order exists now
-  python -m ecom_pipeline redrive --all      # every dead-lettered payment
+  %(prog)s status
+  %(prog)s redrive --dry-run
+  %(prog)s redrive            # payments whose order exists now
+  %(prog)s redrive --all      # every dead-lettered payment
 """
 
 from __future__ import annotations
@@ -70,10 +72,14 @@ def redrive_payments(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = cli.parser_for(__doc__, "Environment: see README.md, Settings.")
+COMMANDS = {"status": status, "redrive": redrive_payments}
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The `ecom-pipeline` command; `prog` names it in usage lines (default: as it was run)."""
+    parser = cli.parser_for(__doc__, "Environment: see the Settings section of the README.", prog)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, function in (("status", status), ("redrive", redrive_payments)):
+    for name, function in COMMANDS.items():
         command = commands.add_parser(name, help=function.__doc__, description=function.__doc__)
         command.set_defaults(function=function)
         cli.add_pubsub_flags(command)
@@ -119,4 +125,4 @@ def _with_clear_pubsub_errors(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m ecom_pipeline"))

@@ -52,11 +52,15 @@ SCHEMA_HINT = "apply schema.cql (`make services` does) to put it back"
 
 
 class CassandraUnavailable(ConnectionError):
-    """Cassandra cannot be reached or refuses the login; the message says which and what to do."""
+    """Cassandra cannot be reached or refuses the login; the message says which and what to do.
 
-    def __init__(self, message: str, *, login_refused: bool = False) -> None:
+    `lasting`: waiting cannot help (a refused login, TLS files that cannot be used).
+    """
+
+    def __init__(self, message: str, *, login_refused: bool = False, lasting: bool = False) -> None:
         super().__init__(message)
         self.login_refused = login_refused
+        self.lasting = lasting or login_refused
 
 
 def open_session(
@@ -73,6 +77,7 @@ def open_session(
     prepared (`prepare_in_keyspace`), as Cassandra 5 recommends.
     """
     username = username or settings.cassandra_username
+    ssl_context = tls_context(settings)
     profile = ExecutionProfile(
         # Token-aware over the local data centre: each request goes to a replica there.
         load_balancing_policy=TokenAwarePolicy(
@@ -93,7 +98,7 @@ def open_session(
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=connect_timeout,
-        ssl_context=tls_context(settings),
+        ssl_context=ssl_context,
     )
     try:
         return cluster.connect()
@@ -118,7 +123,7 @@ def session_when_up(settings: Settings, timeout: float, **login: str) -> Session
         try:
             return open_session(settings, **login)
         except CassandraUnavailable as error:
-            if error.login_refused or time.monotonic() > deadline:
+            if error.lasting or time.monotonic() > deadline:
                 raise
             if not waiting:
                 where = ", ".join(settings.cassandra_hosts)
@@ -130,11 +135,41 @@ def session_when_up(settings: Settings, timeout: float, **login: str) -> Session
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """TLS to Cassandra when a CA certificate is configured (CASSANDRA_TLS_CA)."""
-    if not settings.cassandra_tls_ca:
+    """TLS to Cassandra when a CA (CASSANDRA_TLS_CA) or a client certificate is configured.
+
+    The server's certificate is checked against the CA (the system's CAs without one),
+    and its host name unless CASSANDRA_TLS_VERIFY_HOSTNAME=false. A client certificate
+    (CASSANDRA_TLS_CERT, its key in CASSANDRA_TLS_KEY or in the same file) is presented to
+    a server with require_client_auth. Files that cannot be used are a lasting
+    CassandraUnavailable that names the variables.
+    """
+    if not (settings.cassandra_tls_ca or settings.cassandra_tls_cert):
         return None
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.cassandra_tls_ca)
-    context.check_hostname = settings.cassandra_tls_verify_hostname
+    try:
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=settings.cassandra_tls_ca
+        )
+        context.check_hostname = settings.cassandra_tls_verify_hostname
+        if settings.cassandra_tls_cert:
+            # An empty password: an encrypted key fails here instead of prompting on a terminal.
+            context.load_cert_chain(
+                settings.cassandra_tls_cert, settings.cassandra_tls_key, password=""
+            )
+    except (OSError, ssl.SSLError) as error:
+        files = ", ".join(
+            f"{variable}={path}"
+            for variable, path in (
+                ("CASSANDRA_TLS_CA", settings.cassandra_tls_ca),
+                ("CASSANDRA_TLS_CERT", settings.cassandra_tls_cert),
+                ("CASSANDRA_TLS_KEY", settings.cassandra_tls_key),
+            )
+            if path
+        )
+        raise CassandraUnavailable(
+            f"cannot use the TLS files for Cassandra ({files}): {error}. They must be readable "
+            "PEM files, the key unencrypted and matching the certificate.",
+            lasting=True,
+        ) from None
     return context
 
 

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from ecom_pipeline import __version__, settings
 from ecom_pipeline.options import (
     CONSUMER,
+    METRICS_ADDR,
     ORDER_WAIT,
     STATS_INTERVAL,
     ConsumerOptions,
@@ -30,6 +32,20 @@ class SetupProblem(RuntimeError):
     """An infrastructure problem the user must fix; printed as one sentence."""
 
 
+def checked_by(rule: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type for a flag that takes a setting's place: refused by the setting's
+    own rule (settings.py), in argparse's words, which name the flag."""
+
+    def check(text: str) -> str:
+        try:
+            rule(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+
+    return check
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -44,12 +60,26 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def parser_for(doc: str | None, epilog: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
+def parser_for(doc: str | None, epilog: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """A command's parser, with `--version`; `prog` defaults to the name it was run by."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
         description=doc,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """A role's flags, parsed and checked together; then logging is set up as they say."""
+    args = parser.parse_args(argv)
+    first, last = getattr(args, "first_id", None), getattr(args, "last_id", None)
+    if first is not None and last is not None and last < first:
+        parser.error(f"--last-id {last} is below --first-id {first}: no order id between them")
+    configure_logging(args)
+    return args
 
 
 def add_pubsub_flags(parser: argparse.ArgumentParser) -> None:
@@ -70,13 +100,22 @@ def add_cassandra_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--cassandra-hosts",
         metavar="H1,H2",
+        type=checked_by(settings.host_list),
         help="contact points (CASSANDRA_HOSTS, default 127.0.0.1)",
     )
-    group.add_argument("--cassandra-port", type=int, help="CQL port (CASSANDRA_PORT, default 9042)")
+    group.add_argument(
+        "--cassandra-port",
+        type=checked_by(settings.port_number),
+        metavar="PORT",
+        help="CQL port (CASSANDRA_PORT, default 9042)",
+    )
     group.add_argument("--keyspace", help="keyspace (CASSANDRA_KEYSPACE, default ecom_store)")
     group.add_argument(
         "--consistency",
-        help="consistency level (CASSANDRA_CONSISTENCY, default LOCAL_QUORUM)",
+        type=checked_by(settings.consistency_level),
+        metavar="LEVEL",
+        help="consistency level, one of "
+        f"{', '.join(settings.CONSISTENCY_LEVELS)} (CASSANDRA_CONSISTENCY, default LOCAL_QUORUM)",
     )
 
 
@@ -85,13 +124,21 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         "--metrics-port",
         type=positive_int,
         metavar="PORT",
-        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics (default: off)",
+        help="serve Prometheus metrics on http://ADDR:PORT/metrics (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-addr",
+        default=METRICS_ADDR,
+        metavar="ADDR",
+        help="the address --metrics-port listens on: 127.0.0.1 for this host only, '::' for "
+        "IPv6 (default %(default)s, every IPv4 interface)",
     )
     parser.add_argument(
         "--log-format",
         choices=["text", "json"],
         default="text",
-        help="json: one JSON object per line, for log shippers (default text)",
+        help="json: one JSON object per line with Cloud Logging's fields (severity, message, "
+        "time), for log shippers (default text)",
     )
     parser.add_argument(
         "--stats-interval",
@@ -132,14 +179,26 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; a stats line carries its figures under "stats"."""
+    """One JSON object per line in Cloud Logging's structured-logging fields.
+
+    `severity`, `message`, `time` (RFC 3339, UTC) and
+    `logging.googleapis.com/sourceLocation` become the log entry's own fields on Google
+    Cloud (Cloud Run, GKE, the Ops Agent); Python's level names are Cloud Logging's
+    severities. A stats line carries its figures under "stats"; a traceback goes under
+    "exception", where Error Reporting finds it.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
+            "severity": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "logging.googleapis.com/sourceLocation": {
+                "file": record.pathname,
+                "line": record.lineno,
+                "function": record.funcName,
+            },
         }
         stats = getattr(record, "stats", None)
         if stats is not None:
@@ -202,12 +261,15 @@ def add_producer_flags(
     )
     parser.add_argument(
         "--first-id",
-        type=int,
+        type=positive_int,
         default=defaults.first_id,
-        help="first order id (default %(default)s)",
+        help="first order id, 1 or more (default %(default)s)",
     )
     parser.add_argument(
-        "--last-id", type=int, default=defaults.last_id, help="last order id (default %(default)s)"
+        "--last-id",
+        type=positive_int,
+        default=defaults.last_id,
+        help="last order id, not below --first-id (default %(default)s)",
     )
     parser.add_argument("--count", type=positive_int, help=count_help)
     parser.add_argument("--seed", type=int, help=f"random seed, for reproducible {what}")

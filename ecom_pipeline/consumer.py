@@ -107,6 +107,7 @@ class Consumer:
         pulled ahead, so another consumer gets it at once.
         """
         logger.info("%s: pulling from %s", self.name, self.subscription)
+        self.stats.failing(False)
         first_pull = True
         puller = ThreadPoolExecutor(max_workers=self.pulls, thread_name_prefix="pull")
         self._settler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="settle")
@@ -137,6 +138,7 @@ class Consumer:
                 if deliveries:
                     self.process(deliveries)
                 else:
+                    self.stats.pulled(())
                     self._recovered()
                 self._maybe_log_stats()
         finally:
@@ -172,17 +174,21 @@ class Consumer:
     def process(self, deliveries: Sequence[Delivery]) -> None:
         """Handle one batch and settle every message of it with Pub/Sub."""
         self.stats.received(len(deliveries))
+        self.stats.pulled(delivery.publish_time for delivery in deliveries)
         outcomes = self._handle(deliveries)
         outcomes = self._publish_dead_letters(deliveries, outcomes)
         to_ack: list[str] = []
+        pulled_at: list[float] = []  # of the messages to ack
         deadlines: dict[int, list[str]] = {}
         now = time.time()
         for delivery, outcome in zip(deliveries, outcomes, strict=True):
             if isinstance(outcome, Stored):
                 to_ack.append(delivery.ack_id)
+                pulled_at.append(delivery.pulled_at)
                 self.stats.stored(now - delivery.publish_time.timestamp())
             elif isinstance(outcome, DeadLetter):
                 to_ack.append(delivery.ack_id)
+                pulled_at.append(delivery.pulled_at)
                 self.stats.dead_lettered(outcome.reason)
             elif isinstance(outcome, Delay):
                 deadlines.setdefault(pubsub.deadline_seconds(outcome.seconds), []).append(
@@ -198,9 +204,11 @@ class Consumer:
             # One settlement in flight at a time: acks never fall behind the stores.
             if self._settling is not None:
                 self._settling.result()
-            self._settling = self._settler.submit(self._send_settlement, to_ack, deadlines)
+            self._settling = self._settler.submit(
+                self._send_settlement, to_ack, deadlines, pulled_at
+            )
         else:
-            self._send_settlement(to_ack, deadlines)
+            self._send_settlement(to_ack, deadlines, pulled_at)
         self._log_batch(deliveries, outcomes)
         retries = [o for o in outcomes if isinstance(o, Retry)]
         if retries:
@@ -276,11 +284,17 @@ class Consumer:
 
     # ------------------------------------------------------------ settling
 
-    def _send_settlement(self, to_ack: list[str], deadlines: dict[int, list[str]]) -> None:
-        """Ack and extend deadlines; a failure here only means a later redelivery."""
+    def _send_settlement(
+        self, to_ack: list[str], deadlines: dict[int, list[str]], pulled_at: Sequence[float] = ()
+    ) -> None:
+        """Ack and extend deadlines; a failure here only means a later redelivery.
+
+        `pulled_at`: when the messages of `to_ack` were pulled, for the pull-to-ack time.
+        """
         self.leases.release(to_ack + [ack_id for ids in deadlines.values() for ack_id in ids])
         try:
             pubsub.acknowledge(self.subscriber, self.subscription, to_ack)
+            self.stats.acked(pulled_at)
             for seconds, ack_ids in deadlines.items():
                 pubsub.modify_deadline(self.subscriber, self.subscription, ack_ids, seconds)
         except Exception as error:  # any failure only means a later redelivery
@@ -294,6 +308,7 @@ class Consumer:
         """Log a failure once per outage and back off before going on."""
         if self._failing_since is None:
             self._failing_since = time.monotonic()
+            self.stats.failing(True)
             logger.error("%s: %s; backing off and retrying until it works", self.name, error)
             self._outage_started = dt.datetime.now(dt.UTC)
         else:
@@ -325,6 +340,7 @@ class Consumer:
                 time.monotonic() - self._failing_since,
             )
             self._failing_since = None
+            self.stats.failing(False)
             self._backoff = 0.0
 
     # ------------------------------------------------------------ logging

@@ -1,9 +1,10 @@
 """The two message types: parsing with specific reasons, serialising, and mock data.
 
-Messages are UTF-8 JSON objects with exactly SPEC.md's field names and JSON types,
-so that other tools speaking this format interoperate in both directions. Unknown
-extra fields are ignored; a missing or malformed field makes the message invalid
-with a reason that names the field and the rule.
+Messages are UTF-8 JSON objects with exactly the field names and JSON types of the
+README's "Messages and the table", so that other tools speaking this format
+interoperate in both directions. Unknown extra fields are ignored; a missing or
+malformed field makes the message invalid with a reason that names the field and
+the rule.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class InvalidMessage(ValueError):
 
 class _JsonMessage:
     def to_json(self) -> bytes:
-        """SPEC.md's wire format: a UTF-8 JSON object with exactly the field names."""
+        """The wire format: a UTF-8 JSON object with exactly the field names."""
         return json.dumps(dataclasses.asdict(self)).encode()  # type: ignore[call-overload]
 
 

@@ -14,6 +14,9 @@ ORDER_WAIT = 120.0
 # unlogged batch (unlogged_batch_across_partitions_warn_threshold) and above
 # 5 KiB (batch_size_warn_threshold); ten order rows are about 2.5 KiB.
 WRITE_BATCH = 10
+# Where --metrics-port listens: every interface, so that a scraper on another host
+# (or a sidecar, or Managed Service for Prometheus) reaches it; 127.0.0.1 keeps it local.
+METRICS_ADDR = "0.0.0.0"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class ProducerOptions:
     max_in_flight: int = 1000
     stats_interval: float = STATS_INTERVAL
     metrics_port: int | None = None
+    metrics_addr: str = METRICS_ADDR
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class ConsumerOptions:
     ttl: int | None = None  # seconds until written cells expire; None: never
     stats_interval: float = STATS_INTERVAL
     metrics_port: int | None = None
+    metrics_addr: str = METRICS_ADDR
 
 
 CONSUMER = ConsumerOptions()

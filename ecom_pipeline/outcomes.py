@@ -7,6 +7,7 @@ with Pub/Sub. Neither imports the other: both import this module.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class Delivery:
     attributes: dict[str, str]
     publish_time: dt.datetime
     delivery_attempt: int
+    # When it was pulled (time.monotonic()): made as the pull returns, so by default now.
+    pulled_at: float = field(default_factory=time.monotonic, compare=False, repr=False)
 
     def age(self, now: dt.datetime | None = None) -> float:
         """Seconds since the message was first published."""

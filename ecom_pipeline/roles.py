@@ -130,8 +130,7 @@ def _publish(
     ids: Iterator[int],
 ) -> int:
     shutdown = Shutdown().install()
-    stats = Stats(name)
-    stats.serve(options.metrics_port)
+    stats = _serving_metrics(name, options)
     publisher = publisher_client(settings)
     topic_path = publisher.topic_path(settings.project, topic)
     try:
@@ -169,8 +168,7 @@ def _consume(
     before_start: Callable[[pubsub_v1.SubscriberClient], None] | None = None,
 ) -> int:
     shutdown = Shutdown().install()
-    stats = Stats(name)
-    stats.serve(options.metrics_port)
+    stats = _serving_metrics(name, options)
     logger.info("%s: starting with %r", name, settings)
     subscriber = subscriber_client(settings)
     publisher = publisher_client(settings)
@@ -219,6 +217,19 @@ def _consume(
         if session is not None:
             session.cluster.shutdown()
     return 0
+
+
+def _serving_metrics(name: str, options: ProducerOptions | ConsumerOptions) -> Stats:
+    """The role's counts, served on --metrics-addr:--metrics-port if a port is given."""
+    stats = Stats(name)
+    try:
+        stats.serve(options.metrics_port, options.metrics_addr)
+    except OSError as error:  # the port is taken, the address is not this host's, ...
+        raise SetupProblem(
+            f"cannot serve metrics on {options.metrics_addr} port {options.metrics_port}: "
+            f"{error.strerror or error}; choose another --metrics-port or --metrics-addr"
+        ) from None
+    return stats
 
 
 def _handler(

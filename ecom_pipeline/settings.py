@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 LOCAL_EMULATOR_HOST = "127.0.0.1:8085"
 LOCAL_PROJECT = "ecom-local"
@@ -76,6 +77,9 @@ class Settings:
     cassandra_consistency: str = "LOCAL_QUORUM"
     cassandra_local_dc: str | None = None  # None: the data centre of the contact points
     cassandra_tls_ca: str | None = None
+    # A client certificate and its key (PEM files) for Cassandra's require_client_auth.
+    cassandra_tls_cert: str | None = None
+    cassandra_tls_key: str | None = None
     cassandra_tls_verify_hostname: bool = True
     orders: Stream = ORDERS
     payments: Stream = PAYMENTS
@@ -96,24 +100,37 @@ class Settings:
             # Nothing configured at all means the local setup; a project of your own
             # without an emulator variable means real Google Cloud, as usual.
             emulator_host = "" if env.get("GOOGLE_CLOUD_PROJECT") else LOCAL_EMULATOR_HOST
-        hosts = env.get("CASSANDRA_HOSTS")
         return cls(
             project=env.get("GOOGLE_CLOUD_PROJECT") or defaults.project,
             emulator_host=emulator_host.strip() or None,
-            cassandra_hosts=_split_hosts(hosts) if hosts else defaults.cassandra_hosts,
-            cassandra_port=_port(env.get("CASSANDRA_PORT"), defaults.cassandra_port),
+            cassandra_hosts=_read(env, "CASSANDRA_HOSTS", host_list, defaults.cassandra_hosts),
+            cassandra_port=_read(env, "CASSANDRA_PORT", port_number, defaults.cassandra_port),
             cassandra_username=env.get("CASSANDRA_USERNAME") or defaults.cassandra_username,
             cassandra_password=env.get("CASSANDRA_PASSWORD", defaults.cassandra_password),
             cassandra_keyspace=env.get("CASSANDRA_KEYSPACE") or defaults.cassandra_keyspace,
-            cassandra_consistency=_consistency(
-                env.get("CASSANDRA_CONSISTENCY") or defaults.cassandra_consistency
+            cassandra_consistency=_read(
+                env, "CASSANDRA_CONSISTENCY", consistency_level, defaults.cassandra_consistency
             ),
             cassandra_local_dc=env.get("CASSANDRA_LOCAL_DC") or None,
             cassandra_tls_ca=env.get("CASSANDRA_TLS_CA") or None,
+            cassandra_tls_cert=env.get("CASSANDRA_TLS_CERT") or None,
+            cassandra_tls_key=_key_of(env.get("CASSANDRA_TLS_CERT"), env.get("CASSANDRA_TLS_KEY")),
             cassandra_tls_verify_hostname=_flag(env, "CASSANDRA_TLS_VERIFY_HOSTNAME", True),
             orders=defaults.orders.from_variables(env),
             payments=defaults.payments.from_variables(env),
         )
+
+    @classmethod
+    def for_local_services(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """`from_env` for the local tooling (`make services`, `make run`, the tests' services).
+
+        Its Pub/Sub is always an emulator: `PUBSUB_EMULATOR_HOST`, or the local one when that
+        is unset or empty, even with `GOOGLE_CLOUD_PROJECT` exported (Cloud Shell does), which
+        then only names the project on the emulator.
+        """
+        env = os.environ if environ is None else environ
+        emulator_host = env.get("PUBSUB_EMULATOR_HOST") or LOCAL_EMULATOR_HOST
+        return cls.from_env({**env, "PUBSUB_EMULATOR_HOST": emulator_host})
 
     @property
     def streams(self) -> tuple[Stream, ...]:
@@ -137,6 +154,14 @@ class Settings:
             "CASSANDRA_CONSISTENCY": self.cassandra_consistency,
             "CASSANDRA_LOCAL_DC": self.cassandra_local_dc or "",
         }
+        tls = {
+            "CASSANDRA_TLS_CA": self.cassandra_tls_ca,
+            "CASSANDRA_TLS_CERT": self.cassandra_tls_cert,
+            "CASSANDRA_TLS_KEY": self.cassandra_tls_key,
+        }
+        env.update({variable: path for variable, path in tls.items() if path})
+        if not self.cassandra_tls_verify_hostname:
+            env["CASSANDRA_TLS_VERIFY_HOSTNAME"] = "false"
         for stream in self.streams:
             env.update(stream.variables())
         return env
@@ -152,11 +177,39 @@ class Settings:
         return f"Settings({fields}, cassandra_password='***')"
 
 
-def _split_hosts(value: str) -> tuple[str, ...]:
+T = TypeVar("T")
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    """A variable's value by its rule (the default when unset or empty); a refusal names it."""
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return parse(value)
+    except ValueError as error:
+        raise ValueError(f"{name} {error}") from None
+
+
+# The rules of the values that a flag can give too (cli.py): their refusals name no
+# variable, so that each caller names what was wrong, the variable or the flag.
+
+
+def host_list(value: str) -> tuple[str, ...]:
+    """Comma-separated contact points."""
     hosts = tuple(h.strip() for h in value.split(",") if h.strip())
     if not hosts:
-        raise ValueError(f"CASSANDRA_HOSTS has no host in it: {value!r}")
+        raise ValueError(f"has no host in it: {value!r}")
     return hosts
+
+
+def _key_of(cert: str | None, key: str | None) -> str | None:
+    if key and not cert:
+        raise ValueError(
+            "CASSANDRA_TLS_KEY is set but CASSANDRA_TLS_CERT is not: the key belongs to a client "
+            "certificate, set both (or only CASSANDRA_TLS_CERT for a file that holds both)"
+        )
+    return key or None
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -170,15 +223,13 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be true or false, not {env[name]!r}")
 
 
-def _port(value: str | None, default: int) -> int:
-    if not value:
-        return default
+def port_number(value: str) -> int:
     try:
         port = int(value)
     except ValueError:
-        raise ValueError(f"CASSANDRA_PORT must be a number, not {value!r}") from None
+        raise ValueError(f"must be a number, not {value!r}") from None
     if not 0 < port < 65536:
-        raise ValueError(f"CASSANDRA_PORT must be between 1 and 65535, not {port}")
+        raise ValueError(f"must be between 1 and 65535, not {port}")
     return port
 
 
@@ -194,10 +245,8 @@ CONSISTENCY_LEVELS = (
 )
 
 
-def _consistency(value: str) -> str:
+def consistency_level(value: str) -> str:
     level = value.strip().upper()
     if level not in CONSISTENCY_LEVELS:
-        raise ValueError(
-            f"CASSANDRA_CONSISTENCY must be one of {', '.join(CONSISTENCY_LEVELS)}, not {value!r}"
-        )
+        raise ValueError(f"must be one of {', '.join(CONSISTENCY_LEVELS)}, not {value!r}")
     return level

@@ -2,17 +2,22 @@
 
 A role calls `received`, `stored`, `published`... once per event; `log` writes the
 periodic stats line (figures also under `extra["stats"]` for JSON logs) and the
-same events feed prometheus_client's counters (`--metrics-port`).
+same events feed prometheus_client's counters (`--metrics-port`). A consumer also
+reports each pull (`pulled`: the age of its oldest message, how far behind it is),
+each confirmed ack (`acked`: how long its messages were held) and outages (`failing`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from ecom_pipeline.options import METRICS_ADDR
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +53,29 @@ class Stats:
             "pipeline_publish_to_stored_seconds", "From publish time to the row written",
             ["role"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        self._pull_to_ack = Histogram(
+            "pipeline_pull_to_ack_seconds",
+            "From a message's pull to Pub/Sub's confirmation of its ack (row or dead letter)",
+            ["role"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self._oldest_pulled_age = Gauge(
+            "pipeline_oldest_pulled_message_age_seconds",
+            "Seconds since the publish of the oldest message of the latest pull (0: it brought "
+            "none): how far behind the consumer is",
+            ["role"], registry=self.registry,
+        )  # fmt: skip
+        self._failing = Gauge(
+            "pipeline_failing",
+            "1 while the role backs off from a failing Cassandra or Pub/Sub, else 0",
+            ["role"], registry=self.registry,
+        )  # fmt: skip
 
-    def serve(self, port: int | None) -> None:
+    def serve(self, port: int | None, addr: str = METRICS_ADDR) -> None:
+        """Serve the metrics on http://addr:port/metrics (not at all without a port)."""
         if port:
-            start_http_server(port, addr="0.0.0.0", registry=self.registry)
-            logger.info("%s: metrics on http://0.0.0.0:%d/metrics", self.role, port)
+            start_http_server(port, addr=addr, registry=self.registry)
+            host = f"[{addr}]" if ":" in addr else addr
+            logger.info("%s: metrics on http://%s:%d/metrics", self.role, host, port)
 
     # ------------------------------------------------------------ events
 
@@ -82,6 +105,23 @@ class Stats:
     def error(self, kind: str) -> None:
         """A failure that is no message's (a pull that failed)."""
         self._errors.labels(self.role, kind).inc()
+
+    def pulled(self, publish_times: Iterable[dt.datetime]) -> None:
+        """A pull returned these messages (none: it was empty)."""
+        oldest = min(publish_times, default=None)
+        age = 0.0 if oldest is None else (dt.datetime.now(dt.UTC) - oldest).total_seconds()
+        self._oldest_pulled_age.labels(self.role).set(max(age, 0.0))
+
+    def acked(self, pulled_at: Iterable[float]) -> None:
+        """Pub/Sub confirmed the acks of messages pulled at these `time.monotonic()`s."""
+        now = time.monotonic()
+        histogram = self._pull_to_ack.labels(self.role)
+        for moment in pulled_at:
+            histogram.observe(max(now - moment, 0.0))
+
+    def failing(self, failing: bool) -> None:
+        """An outage began (True) or ended (False)."""
+        self._failing.labels(self.role).set(1 if failing else 0)
 
     def published(self) -> None:
         self.counts["published"] += 1

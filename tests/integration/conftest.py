@@ -109,7 +109,7 @@ def _docker_services(settings: Settings) -> Iterator[Services]:
     from testcontainers.google import PubSubContainer
 
     cassandra = (
-        DockerContainer("cassandra:5.0")
+        DockerContainer(cassandra_node.CASSANDRA_IMAGE)
         .with_exposed_ports(9042)
         .with_env("MAX_HEAP_SIZE", "1G")
         .with_env("HEAP_NEWSIZE", "200M")
@@ -157,7 +157,7 @@ def _docker_services(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
-    settings = Settings.from_env()
+    settings = Settings.for_local_services()
     if os.environ.get("PIPELINE_TEST_DOCKER") == "1":
         if not _docker_reachable():
             pytest.fail("PIPELINE_TEST_DOCKER=1 but no Docker engine answers `docker info`")

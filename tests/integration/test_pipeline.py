@@ -15,7 +15,7 @@ from tests.integration.pipeline import Pipeline
 from tests.unit.test_messages import ORDER, PAYMENT
 from tests.waiting import eventually
 
-WORKED_ORDER = ORDER  # SPEC.md's worked example
+WORKED_ORDER = ORDER  # the README's worked example
 WORKED_PAYMENT = PAYMENT
 ORPHAN_PAYMENT = {**WORKED_PAYMENT, "payment_id": 1999, "order_id": 999, "card_last_four": "0999"}
 

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import yaml
 
+from devtools.cassandra_node import CASSANDRA_IMAGE
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose-cassandra.yml").read_text())
 
@@ -17,9 +19,9 @@ def _mounts(service: dict) -> dict[str, str]:
     return mounts
 
 
-def test_cassandra_is_the_official_5_0_image_on_port_9042_with_a_named_volume():
+def test_cassandra_is_the_official_image_of_the_pinned_release_on_9042_with_a_named_volume():
     cassandra = COMPOSE["services"]["cassandra"]
-    assert cassandra["image"] == "cassandra:5.0"
+    assert cassandra["image"] == CASSANDRA_IMAGE
     assert "127.0.0.1:9042:9042" in cassandra["ports"]
     mounts = _mounts(cassandra)
     assert mounts["/var/lib/cassandra"] in COMPOSE["volumes"]
@@ -50,7 +52,7 @@ def test_healthcheck_waits_for_the_cql_port():
 
 def test_one_shot_init_creates_admin_and_applies_the_same_schema():
     init = COMPOSE["services"]["cassandra-init"]
-    assert init["image"] == "cassandra:5.0"
+    assert init["image"] == CASSANDRA_IMAGE
     assert init["depends_on"]["cassandra"]["condition"] == "service_healthy"
     assert init["restart"] == "no"
     mounts = _mounts(init)

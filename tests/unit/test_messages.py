@@ -1,4 +1,5 @@
-"""Parsing gives a specific reason for every kind of bad input; mock data follows SPEC.md."""
+"""Parsing gives a specific reason for every kind of bad input; mock data follows the
+README's "Messages and the table"."""
 
 import datetime as dt
 import json

@@ -145,8 +145,8 @@ def test_json_logs_are_one_object_per_line_with_the_stats_figures(capsys):
     first, second = (json.loads(line) for line in lines[-2:])
     assert first["message"] == "order consumer: received 3"
     assert first["stats"] == {"received": 3, "role": "x"}
-    assert first["level"] == "INFO" and first["time"].endswith("Z")
-    assert second["level"] == "WARNING" and "stats" not in second
+    assert first["severity"] == "INFO" and first["time"].endswith("Z")
+    assert second["severity"] == "WARNING" and "stats" not in second
     logging.getLogger().handlers.clear()
 
 
