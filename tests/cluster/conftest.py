@@ -11,10 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from devtools import cassandra_cluster, cassandra_node, pubsub_emulator
-from ecom_pipeline.cassandra_session import open_session, prepare_in_keyspace
 from ecom_pipeline.settings import Settings
-from tests.integration.conftest import Services, run_setup_pubsub
-from tests.integration.pipeline import Pipeline
+from tests.integration.conftest import (  # noqa: F401 (fixtures, over this file's services)
+    Services,
+    cassandra,
+    facts_table,
+    pipeline,
+    run_setup_pubsub,
+    settings,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -26,43 +31,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def services() -> Iterator[Services]:
     if cassandra_node.CASSANDRA.pid() is not None:
         pytest.fail("the single-node Cassandra runs on 127.0.0.1: `make stop` it first")
-    settings = cassandra_cluster.cluster_settings(Settings.from_env())
-    pubsub_emulator.start_emulator(settings)
-    cassandra_cluster.start_cluster(settings)
+    cluster = cassandra_cluster.cluster_settings(Settings.for_local_services())
+    pubsub_emulator.start_emulator(cluster)
+    cassandra_cluster.start_cluster(cluster)
     running = Services(
-        settings,
+        cluster,
         "cluster",
         restart_cassandra=lambda: None,
         stop_cassandra=cassandra_cluster.stop_cluster,
-        start_cassandra=lambda: cassandra_cluster.start_cluster(settings),
+        start_cassandra=lambda: cassandra_cluster.start_cluster(cluster),
     )
     result = run_setup_pubsub(running)
     assert result.returncode == 0, result.stderr
     yield running
-
-
-@pytest.fixture(scope="session")
-def cassandra(services: Services):
-    session = open_session(services.settings)
-    yield session
-    session.cluster.shutdown()
-
-
-@pytest.fixture
-def facts_table(cassandra, services: Services):
-    truncate = prepare_in_keyspace(cassandra, services.settings, "TRUNCATE orders_payments_facts")
-    cassandra.execute(truncate, timeout=60)
-    return cassandra
-
-
-@pytest.fixture
-def pipeline(services: Services, facts_table, tmp_path):
-    running = Pipeline(settings=services.settings, workdir=tmp_path, cassandra=facts_table)
-    running.create()
-    yield running
-    running.close()
-    for role in running.roles:
-        print(f"----- {role.log.name}\n{role.output()[-4000:]}")
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def deliveries(count):
     return [Delivery(f"ack{i}", f"id{i}", f"body{i}".encode(), {}, moment, 3) for i in range(count)]
 
 
-def consumer(handler, publisher=None, subscriber=None):
+def consumer(handler, publisher=None, subscriber=None, pulls=4):
     return Consumer(
         name="test consumer",
         settings=Settings.from_env({}),
@@ -58,6 +58,7 @@ def consumer(handler, publisher=None, subscriber=None):
         subscriber=subscriber or StandInSubscriber(),
         publisher=publisher or StandInPublisher(),
         shutdown=Shutdown(),
+        pulls=pulls,
     )
 
 

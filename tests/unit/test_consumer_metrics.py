@@ -8,24 +8,13 @@ from google.api_core import exceptions as google_errors
 
 from ecom_pipeline.consumer import Consumer
 from ecom_pipeline.outcomes import DeadLetter, Delay, Delivery, Retry, Stored
-from ecom_pipeline.settings import Settings
-from ecom_pipeline.shutdown import Shutdown
-from tests.unit.test_consumer import StandInPublisher, StandInSubscriber
+from tests.unit.test_consumer import StandInSubscriber, consumer
 
 ROLE = {"role": "test consumer"}
 
 
 def make_consumer(handler, subscriber=None, pulls=4) -> Consumer:
-    return Consumer(
-        name="test consumer",
-        settings=Settings.from_env({}),
-        stream=Settings().orders,
-        handler=handler,
-        subscriber=subscriber or StandInSubscriber(),
-        publisher=StandInPublisher(),
-        shutdown=Shutdown(),
-        pulls=pulls,
-    )
+    return consumer(handler, subscriber=subscriber, pulls=pulls)
 
 
 def metric(loop: Consumer, name: str) -> float | None:
