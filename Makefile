@@ -5,7 +5,9 @@
 # make stop      stop the local services, the single node or the cluster (make services-status)
 # make cluster   a local three-node Cassandra cluster (instead of the single node)
 # make test-cluster  the cluster tests: stops a single node, starts the cluster
-# make bench     throughput and latency figures (BENCHMARKS.md)
+# make bench     throughput, latency, CPU per message against the reference design, on loopback
+#                and through Toxiproxy (BENCHMARKS.md)
+# make toxiproxy the benchmark's network proxy, by hand (API on 127.0.0.1:8474)
 # make lock      re-resolve requirements*.lock from pyproject.toml (LOCK_ARGS=--upgrade: newest)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -17,7 +19,7 @@ LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-
 	--no-emit-find-links $(LOCK_ARGS)
 
 .PHONY: venv services cluster stop services-status logs test test-cluster unit lint format run \
-	bench clean lock
+	bench toxiproxy clean lock
 
 # Exactly the locked versions, each checked against its hash; then the package itself.
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -36,7 +38,10 @@ cluster: venv
 	$(PY) -m devtools.services start --nodes 3
 
 stop:
-	@if [ -x $(PY) ]; then $(PY) -m devtools.services stop; fi
+	@if [ -x $(PY) ]; then $(PY) -m devtools.services stop; $(PY) -m devtools.toxiproxy stop; fi
+
+toxiproxy: venv
+	$(PY) -m devtools.toxiproxy start
 
 # Not `status`: that is `ecom-pipeline status`, the pipeline's table and dead letters.
 services-status: venv

@@ -15,8 +15,10 @@ import logging
 import random
 import time
 
-from ecom_pipeline.cassandra_store import WRITE_BATCH, FactStore, open_session
+from ecom_pipeline.cassandra_session import open_session
+from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.messages import mock_order
+from ecom_pipeline.options import WRITE_BATCH
 from ecom_pipeline.settings import Settings
 
 

@@ -18,7 +18,7 @@ import uuid
 
 from google.cloud.pubsub_v1.types import BatchSettings, FlowControl
 
-from ecom_pipeline.pubsub_clients import publisher_client, subscriber_client
+from ecom_pipeline.pubsub import publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
 
 
