@@ -36,6 +36,7 @@ from chaos.services import (
 from chaos.workload import Workload
 from devtools import cassandra_cluster, toxiproxy
 from devtools.cassandra_node import schema_statements
+from ecom_pipeline import pubsub
 from ecom_pipeline.cassandra_session import session_when_up
 from ecom_pipeline.fact_store import FactStore
 from ecom_pipeline.pubsub import create_stream, publisher_client, subscriber_client
@@ -74,7 +75,6 @@ class Producer(threading.Thread):
         self.pause_requested = threading.Event()
         self.paused = threading.Event()
         self.resumed = threading.Event()
-        self.payments_started = threading.Event()
         self.failed = 0
         self.started_at = 0.0
         self.finished_at = 0.0
@@ -82,8 +82,6 @@ class Producer(threading.Thread):
     def run(self) -> None:
         self.started_at = time.monotonic()
         for index, items in enumerate(self.phases):
-            if items and items[0].stream == "payments":
-                self.payments_started.set()
             self._publish_phase(items)
             logger.info("phase %d of %d confirmed: %d messages", index + 1, len(self.phases),
                         len(items))  # fmt: skip
@@ -162,6 +160,8 @@ class ChaosRun:
         self.node_lock = threading.Lock()  # one node fault at a time
         self.restart_seconds: float | None = None
         self._tails: dict[Path, LogTail] = {}
+        self.exits = 0  # consumer runs that ended by themselves (e.g. no Cassandra at start-up)
+        self.cluster_up = False
 
     # ------------------------------------------------------------ set-up
 
@@ -169,6 +169,7 @@ class ChaosRun:
         self.workdir.mkdir(parents=True, exist_ok=True)
         logger.info("logs in %s", self.workdir)
         cassandra_cluster.start_cluster(cassandra_cluster.cluster_settings(Settings.from_env()))
+        self.cluster_up = True
         self.session = session_when_up(self.direct, timeout=120)
         self.session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=120)
         for statement in schema_statements(KEYSPACE, cluster=True):
@@ -234,35 +235,24 @@ class ChaosRun:
                     logger.debug("dead letters: %s", error)
             self.stop.wait(2)
 
-    def _pull_dead_letters(self) -> int:
+    def _pull_dead_letters(self) -> None:
+        """Everything now on both dead-letter subscriptions, acked once written down."""
         subscriber = subscriber_client(self.direct)
-        pulled = 0
         try:
             for stream in self.direct.streams:
                 path = subscriber.subscription_path(self.direct.project, stream.dlq_subscription)
-                while True:
-                    response = subscriber.pull(
-                        subscription=path, max_messages=1000, timeout=10, retry=None
-                    )
-                    received = response.received_messages
-                    if not received:
-                        break
-                    for r in received:
-                        self.dead.append(
-                            DeadLetterSeen(
-                                stream.name,
-                                r.message.attributes.get("original_message_id", ""),
-                                r.message.attributes.get("reason", ""),
-                            )
+                while deliveries := pubsub.pull(subscriber, path, 1000, timeout=5):
+                    self.dead += [
+                        DeadLetterSeen(
+                            stream.name,
+                            d.attributes.get("original_message_id", ""),
+                            d.attributes.get("reason", ""),
                         )
-                    subscriber.acknowledge(subscription=path, ack_ids=[r.ack_id for r in received])
-                    pulled += len(received)
-        except Exception as error:
-            if "DeadlineExceeded" not in type(error).__name__:
-                raise
+                        for d in deliveries
+                    ]
+                    pubsub.acknowledge(subscriber, path, [d.ack_id for d in deliveries])
         finally:
             subscriber.close()
-        return pulled
 
     def account_now(self) -> Account:
         rows = (row._asdict() for row in self.store.scan())
@@ -291,7 +281,16 @@ class ChaosRun:
 
     def inject(self, fault: Fault, producer: Producer) -> None:
         logger.info("fault: %s", fault.describe())
-        self.faults[fault.kind] += 1
+        try:
+            self._inject(fault, producer)
+        except Exception:
+            logger.exception("fault failed: %s", fault.describe())
+            self.faults[f"{fault.kind} (failed)"] += 1
+        else:
+            self.faults[fault.kind] += 1
+        logger.info("fault over: %s", fault.describe())
+
+    def _inject(self, fault: Fault, producer: Producer) -> None:
         if fault.kind == "kill_consumer":
             next(i for i in self.instances if i.name == fault.target).kill()
         elif fault.kind == "kill_node":
@@ -322,7 +321,6 @@ class ChaosRun:
                 self.toxics.remove_toxic(PROXY, f"{name}-{stream}")
         elif fault.kind == "restart_emulator":
             self.restart_emulator(producer)
-        logger.info("fault over: %s", fault.describe())
 
     def restart_emulator(self, producer: Producer) -> None:
         """Pause the producer, wait until every confirmed message has its effect, restart."""
@@ -330,17 +328,20 @@ class ChaosRun:
         producer.pause_requested.set()
         while not producer.paused.is_set() and producer.is_alive():
             time.sleep(0.2)
-        result = self.wait_drained(DRAIN_TIMEOUT)
-        if not result.exact:
-            logger.error("consumers did not drain: emulator not restarted (%s)", result.lines())
-        else:
+        try:
+            result = self.wait_drained(DRAIN_TIMEOUT)
+            if not result.exact:
+                raise RuntimeError(
+                    f"consumers did not drain, emulator not restarted: {result.lines()}"
+                )
             with self.emulator_lock:
                 stop_emulator()
                 start_emulator(self.direct.project)
                 self._create_streams()
             self.restart_seconds = time.monotonic() - began
-        producer.pause_requested.clear()
-        producer.resumed.set()
+        finally:
+            producer.pause_requested.clear()
+            producer.resumed.set()
 
     def supervise(self) -> None:
         """A consumer that exited by itself (not killed here) is started again, and said so."""
@@ -352,7 +353,7 @@ class ChaosRun:
                     instance.process.returncode,
                     instance.runs[-1],
                 )
-                self.faults["consumer_exited_by_itself"] += 1
+                self.exits += 1
                 instance.start()
 
     # ------------------------------------------------------------ the whole run
@@ -415,7 +416,9 @@ class ChaosRun:
             f"{len(self.ledger.payments):,} payments attached, "
             f"{len(self.ledger.dead):,} dead letters",
             "faults injected: "
-            + ", ".join(f"{kind} {count}" for kind, count in sorted(self.faults.items())),
+            + ", ".join(f"{kind} {count}" for kind, count in sorted(self.faults.items()))
+            + f" (total {sum(self.faults.values())}); consumer runs that exited by "
+            f"themselves and were started again: {self.exits}",
             f"time: publishing {producer.finished_at - producer.started_at:.0f}s, "
             f"all stored {drained - started:.0f}s after the first publish "
             f"({drained - over:.0f}s after the last fault)",
@@ -469,7 +472,7 @@ class ChaosRun:
         toxiproxy.stop()
         stop_emulator()
         for index in range(1, 4):  # a fault cut short may leave a node down
-            if cassandra_cluster.NODES[index - 1].process.pid() is None:
+            if self.cluster_up and cassandra_cluster.NODES[index - 1].process.pid() is None:
                 try:
                     cassandra_cluster.start_one(index, self.direct)
                 except Exception as error:
