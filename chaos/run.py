@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -34,7 +35,7 @@ from chaos.services import (
     stop_emulator,
 )
 from chaos.workload import Workload
-from devtools import cassandra_cluster, toxiproxy
+from devtools import cassandra_cluster
 from devtools.cassandra_node import schema_statements
 from ecom_pipeline import pubsub
 from ecom_pipeline.cassandra_session import session_when_up
@@ -43,6 +44,13 @@ from ecom_pipeline.pubsub import create_stream, publisher_client, subscriber_cli
 from ecom_pipeline.settings import Settings
 
 logger = logging.getLogger("chaos")
+
+
+def _toxiproxy():
+    """devtools.toxiproxy, imported when a run needs it (it is not yet on every branch)."""
+    from devtools import toxiproxy
+
+    return toxiproxy
 
 KEYSPACE = "ecom_chaos"
 PROXY = "chaos-pubsub"
@@ -177,6 +185,7 @@ class ChaosRun:
         self.store = FactStore(self.session, self.direct)
         start_emulator(self.direct.project)
         self._create_streams()
+        toxiproxy = _toxiproxy()
         toxiproxy.start()
         self.toxics = toxiproxy.ToxiproxyClient()
         if PROXY in self.toxics.proxies():
@@ -309,6 +318,7 @@ class ChaosRun:
                     cassandra_cluster.start_one(index, self.direct)
         elif fault.kind in ("latency", "reset"):
             name = f"{fault.kind}-{fault.at}"
+            toxiproxy = _toxiproxy()
             for stream in toxiproxy.STREAMS:
                 body = (
                     toxiproxy.latency(fault.amount, stream=stream, name=f"{name}-{stream}")
@@ -469,7 +479,8 @@ class ChaosRun:
                 instance.process.wait()
         with contextlib.suppress(Exception):
             self.toxics.delete_proxy(PROXY)
-        toxiproxy.stop()
+        if "devtools.toxiproxy" in sys.modules:
+            _toxiproxy().stop()
         stop_emulator()
         for index in range(1, 4):  # a fault cut short may leave a node down
             if self.cluster_up and cassandra_cluster.NODES[index - 1].process.pid() is None:
