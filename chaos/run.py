@@ -52,6 +52,7 @@ def _toxiproxy():
 
     return toxiproxy
 
+
 KEYSPACE = "ecom_chaos"
 PROXY = "chaos-pubsub"
 PROXY_LISTEN = "127.0.0.1:8096"
