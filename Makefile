@@ -5,13 +5,15 @@
 # make cluster   a local three-node Cassandra cluster (instead of the single node)
 # make test-cluster  the cluster tests: stops a single node, starts the cluster
 # make bench     throughput and latency figures (BENCHMARKS.md)
+# make chaos     1,000,000 orders on the cluster under faults, then an exact account (RELIABILITY.md)
+# make chaos-short  the same with 20,000 orders and a compressed schedule (the CI size)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv services cluster stop status logs test test-cluster unit lint format run bench clean
+.PHONY: venv services cluster stop status logs test test-cluster unit lint format run bench chaos chaos-short clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -60,6 +62,12 @@ test-cluster: venv
 
 bench: services
 	$(PY) -m bench.benchmark $(BENCH_ARGS)
+
+chaos: venv
+	$(PY) -m chaos $(CHAOS_ARGS)
+
+chaos-short: venv
+	$(PY) -m chaos --orders 20000 --compressed $(CHAOS_ARGS)
 
 run: services
 	$(PY) -m devtools.run_pipeline
