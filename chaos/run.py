@@ -87,6 +87,7 @@ class Producer(threading.Thread):
         self.failed = 0
         self.started_at = 0.0
         self.finished_at = 0.0
+        self.processed_meanwhile = 0  # by the consumers while publishing
 
     def run(self) -> None:
         self.started_at = time.monotonic()
@@ -96,6 +97,7 @@ class Producer(threading.Thread):
                         len(items))  # fmt: skip
             time.sleep(ROUND_GAP)
         self.finished_at = time.monotonic()
+        self.processed_meanwhile = self.run_.processed()
 
     def _publish_phase(self, items: list[Item]) -> None:
         chunk = max(self.run_.options.rate // 10, 1)
@@ -171,6 +173,7 @@ class ChaosRun:
         self._tails: dict[Path, LogTail] = {}
         self.exits = 0  # consumer runs that ended by themselves (e.g. no Cassandra at start-up)
         self.cluster_up = False
+        self.instances_lock = threading.Lock()  # a kill and a restart never cross
 
     # ------------------------------------------------------------ set-up
 
@@ -302,7 +305,8 @@ class ChaosRun:
 
     def _inject(self, fault: Fault, producer: Producer) -> None:
         if fault.kind == "kill_consumer":
-            next(i for i in self.instances if i.name == fault.target).kill()
+            with self.instances_lock:
+                next(i for i in self.instances if i.name == fault.target).kill()
         elif fault.kind == "kill_node":
             with self.node_lock:
                 index = int(fault.target)
@@ -356,6 +360,10 @@ class ChaosRun:
 
     def supervise(self) -> None:
         """A consumer that exited by itself (not killed here) is started again, and said so."""
+        with self.instances_lock:
+            self._supervise()
+
+    def _supervise(self) -> None:
         for instance in self.instances:
             if not instance.alive():
                 logger.warning(
@@ -418,6 +426,7 @@ class ChaosRun:
         self, final: Account, producer: Producer, started: float, over: float, drained: float
     ) -> None:
         published = self.ledger.published
+        publishing = max(producer.finished_at - producer.started_at, 1e-9)
         lines = [
             "",
             "chaos account",
@@ -434,7 +443,9 @@ class ChaosRun:
             f"all stored {drained - started:.0f}s after the first publish "
             f"({drained - over:.0f}s after the last fault)",
             f"throughput under faults: {self.ledger.messages / (drained - started):.0f} msg/s "
-            "(confirmed messages / first publish to all stored)",
+            "(confirmed messages / first publish to all stored, orphans' --order-wait "
+            f"included); {producer.processed_meanwhile / publishing:.0f} msg/s processed while "
+            "publishing",
         ]
         if self.restart_seconds is not None:
             lines.append(

@@ -49,6 +49,7 @@ def producer(monkeypatch, workload: Workload, fail: int = 0):
         topics={"orders": "o", "payments": "p"},
         options=chaos_run.Options(rate=5000, backlog=10**9),
         backlog=lambda: 0,
+        processed=lambda: 0,
     )
     phases = [*workload.rounds(), workload.payments()]
     return chaos_run.Producer(run, phases), run.ledger, publisher, phases
