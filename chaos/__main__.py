@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir=args.workdir,
     )
     if args.schedule_only:
-        orders = total - len(workload.payments())
+        orders = total - workload.payment_count()
         schedule = make_schedule(
             options.seed, total / options.rate, orders / options.rate, options.compressed
         )

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from concurrent import futures
 from pathlib import Path
 
@@ -74,7 +75,7 @@ class Options:
 class Producer(threading.Thread):
     """Publishes the workload, paced, round by round; pauses on request."""
 
-    def __init__(self, run: ChaosRun, phases: list[list[Item]]) -> None:
+    def __init__(self, run: ChaosRun, phases: Iterable[list[Item]]) -> None:
         super().__init__(name="producer", daemon=True)
         self.run_ = run
         self.phases = phases
@@ -93,8 +94,7 @@ class Producer(threading.Thread):
         self.started_at = time.monotonic()
         for index, items in enumerate(self.phases):
             self._publish_phase(items)
-            logger.info("phase %d of %d confirmed: %d messages", index + 1, len(self.phases),
-                        len(items))  # fmt: skip
+            logger.info("phase %d confirmed: %d messages", index + 1, len(items))
             time.sleep(ROUND_GAP)
         self.finished_at = time.monotonic()
         self.processed_meanwhile = self.run_.processed()
@@ -378,9 +378,9 @@ class ChaosRun:
     # ------------------------------------------------------------ the whole run
 
     def execute(self) -> int:
-        phases = [*self.workload.rounds(), self.workload.payments()]
-        total = sum(len(p) for p in phases)
-        order_messages = sum(len(p) for p in phases[:-1])
+        phases = self.workload.phases()
+        total = self.workload.count()
+        order_messages = total - self.workload.payment_count()
         seconds = total / self.options.rate
         schedule = make_schedule(
             self.options.seed, seconds, order_messages / self.options.rate, self.options.compressed

@@ -36,11 +36,23 @@ class Workload:
 
     def count(self) -> int:
         """Every message of the run."""
-        invalid = round(self.orders * self.invalid_share)
-        return sum(self.versions()) + invalid + self.orders + self.orphans() + invalid
+        return sum(self.versions()) + self.invalid() + self.payment_count()
+
+    def payment_count(self) -> int:
+        return self.orders + self.orphans() + self.invalid()
+
+    def invalid(self) -> int:
+        """Invalid orders, and as many invalid payments."""
+        return round(self.orders * self.invalid_share)
 
     def orphans(self) -> int:
         return round(self.orders * self.orphan_share)
+
+    def phases(self) -> Iterator[list[Item]]:
+        """Every message in publish order, one phase (a round, the payments) in memory at a
+        time: a million orders' round is some hundreds of MB of messages."""
+        yield from self.rounds()
+        yield self.payments()
 
     def rounds(self) -> Iterator[list[Item]]:
         """The order rounds, in publish order."""
@@ -59,7 +71,7 @@ class Workload:
 
     def _invalid_orders(self, rng: random.Random) -> list[Item]:
         items = []
-        for _ in range(round(self.orders * self.invalid_share)):
+        for _ in range(self.invalid()):
             order = mock_order(rng.randint(1, self.orders), rng).__dict__
             data = json.dumps({**order, "quantity": 0}).encode()
             items.append(Item("orders", data, order["order_id"], reason=Reason.invalid("quantity")))
@@ -80,7 +92,7 @@ class Workload:
                     reason=Reason.ORDER_NOT_FOUND,
                 )
             )
-        for index in range(round(self.orders * self.invalid_share)):
+        for index in range(self.invalid()):
             order_id = rng.randint(1, self.orders)
             fields = mock_payment(order_id, rng).__dict__
             if index % 2:

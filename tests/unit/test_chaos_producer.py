@@ -51,7 +51,7 @@ def producer(monkeypatch, workload: Workload, fail: int = 0):
         backlog=lambda: 0,
         processed=lambda: 0,
     )
-    phases = [*workload.rounds(), workload.payments()]
+    phases = list(workload.phases())
     return chaos_run.Producer(run, phases), run.ledger, publisher, phases
 
 

@@ -78,4 +78,5 @@ def test_workload_versions_come_in_rounds_and_invalid_ones_say_why():
     assert len([i for i in payments if i.reason == "order_not_found"]) == workload.orphans() == 4
     assert all(i.order_id > 200 for i in payments if i.reason == "order_not_found")
     assert workload.count() == sum(map(len, rounds)) + len(payments)
+    assert workload.payment_count() == len(payments)
     assert Workload(200, seed=4).payments()[0].order_id == payments[0].order_id
