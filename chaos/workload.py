@@ -9,6 +9,7 @@ ids never published, and invalid ones (card_last_four "x", a full card number in
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 from collections.abc import Iterator
@@ -57,10 +58,11 @@ class Workload:
     def rounds(self) -> Iterator[list[Item]]:
         """The order rounds, in publish order."""
         versions = self.versions()
+        today = dt.datetime.now(dt.UTC).date()
         for version in range(1, self.max_versions + 1):
             rng = random.Random(f"{self.seed}-orders-{version}")
             items = [
-                _order(mock_order(order_id, rng))
+                _order(mock_order(order_id, rng, today))
                 for order_id in range(1, self.orders + 1)
                 if versions[order_id - 1] >= version
             ]
@@ -105,4 +107,5 @@ class Workload:
 
 
 def _order(order) -> Item:
-    return Item("orders", order.to_json(), order.order_id, order_columns(order))
+    # json.dumps of the fields as Order.to_json writes them, without asdict's deep copy
+    return Item("orders", json.dumps(vars(order)).encode(), order.order_id, order_columns(order))
