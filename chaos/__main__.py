@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S"
     )
+    # The run's own session sees every node fault; the consumers' logs tell those.
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
     workload = Workload(args.orders, args.seed)
     total = workload.count()
     rate = args.rate or (max(total // COMPRESSED_SECONDS, 1) if args.compressed else defaults.rate)

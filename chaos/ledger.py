@@ -48,20 +48,23 @@ class DeadLetterSeen:
     stream: str
     original_message_id: str
     reason: str
+    epoch: int = 0  # which emulator run it was read from (a restarted emulator counts ids anew)
 
 
 @dataclass
 class Ledger:
     orders: dict[int, tuple] = field(default_factory=dict)
     payments: dict[int, tuple] = field(default_factory=dict)
-    dead: dict[str, tuple[str, str]] = field(default_factory=dict)  # message id: stream, reason
+    # (epoch, message id): (stream, reason); message ids start again after an emulator restart
+    dead: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
     published: Counter = field(default_factory=Counter)
+    epoch: int = 0
 
     def confirmed(self, item: Item, message_id: str) -> None:
         """Pub/Sub confirmed `item` as `message_id`; call in publish order of versions."""
         self.published[item.stream] += 1
         if item.reason is not None:
-            self.dead[message_id] = (item.stream, item.reason)
+            self.dead[(self.epoch, message_id)] = (item.stream, item.reason)
         elif item.stream == "orders":
             self.orders[item.order_id] = item.columns
         else:
@@ -146,11 +149,12 @@ def account(
     counts: Counter = Counter()
     for letter in dead_letters:
         result.dead_letters += 1
-        counts[letter.original_message_id] += 1
-        if counts[letter.original_message_id] > 1:
+        key = (letter.epoch, letter.original_message_id)
+        counts[key] += 1
+        if counts[key] > 1:
             result.duplicate_dead_letters += 1
             continue
-        expected_dead = ledger.dead.get(letter.original_message_id)
+        expected_dead = ledger.dead.get(key)
         if expected_dead is None:
             result._wrong(
                 f"message {letter.original_message_id} dead-lettered ({letter.reason}) "
@@ -161,7 +165,8 @@ def account(
                 f"message {letter.original_message_id} dead-lettered on {letter.stream} as "
                 f"{letter.reason}, expected {expected_dead[0]} {expected_dead[1]}"
             )
-    for message_id in ledger.dead.keys() - counts.keys():
-        stream, reason = ledger.dead[message_id]
+    for key in ledger.dead.keys() - counts.keys():
+        stream, reason = ledger.dead[key]
+        message_id = key[1]
         result._lost(f"message {message_id} ({stream}, {reason}) is not on its dead-letter topic")
     return result

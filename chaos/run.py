@@ -267,6 +267,7 @@ class ChaosRun:
                             stream.name,
                             d.attributes.get("original_message_id", ""),
                             d.attributes.get("reason", ""),
+                            self.ledger.epoch,
                         )
                         for d in deliveries
                     ]
@@ -294,7 +295,12 @@ class ChaosRun:
             if time.monotonic() > deadline:
                 return result or Account(lost=-1)
             if result is not None:
-                logger.info("not drained yet: lost %d, wrong %d", result.lost, result.wrong)
+                logger.info(
+                    "not drained yet: lost %d, wrong %d (%s)",
+                    result.lost,
+                    result.wrong,
+                    "; ".join(result.examples[:2]),
+                )
             time.sleep(10)
 
     # ------------------------------------------------------------ faults
@@ -357,6 +363,8 @@ class ChaosRun:
                     f"consumers did not drain, emulator not restarted: {result.lines()}"
                 )
             with self.emulator_lock:
+                self._pull_dead_letters()
+                self.ledger.epoch += 1  # the new emulator numbers its messages from 1 again
                 stop_emulator()
                 start_emulator(self.direct.project)
                 self._create_streams()

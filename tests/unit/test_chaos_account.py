@@ -90,6 +90,16 @@ def test_a_valid_message_dead_lettered_a_wrong_reason_and_a_stray_row_are_wrong(
     assert any("row 99 that no valid order" in e for e in result.examples)
 
 
+def test_message_ids_of_a_restarted_emulator_are_told_apart_by_epoch():
+    ledger, rows, dead, _ = published()
+    ledger.epoch = 1  # the same id, "p2", again after the emulator restart
+    ledger.confirmed(Item("payments", b"{}", 2, reason="invalid:card_last_four"), "p2")
+    again = DeadLetterSeen("payments", "p2", "invalid:card_last_four", epoch=1)
+    assert account(ledger, rows.values(), [*dead, again]).exact
+    result = account(ledger, rows.values(), dead)
+    assert result.lost == 1 and "p2 (payments, invalid:card_last_four)" in result.examples[0]
+
+
 def test_a_repeated_dead_letter_is_counted_not_wrong():
     ledger, rows, dead, _ = published()
     result = account(ledger, rows.values(), [*dead, dead[0]])
