@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print(describe(options.seed, schedule))
         return 0
     run = ChaosRun(options)
+    # gRPC installs a SIGINT handler of its own; Ctrl+C and SIGTERM must end the run cleanly.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run.execute()
     except SetupError as error:
@@ -88,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         run.tear_down()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

@@ -494,7 +494,6 @@ class ChaosRun:
                 f"{len(seconds)} kills (last redelivery stored within 25 s of the kill)"
             )
         lines += final.lines()
-        lines.append(f"lost {final.lost}, wrong {final.wrong}")
         print("\n".join(lines), flush=True)
         (self.workdir / "report.txt").write_text("\n".join(lines) + "\n")
 
