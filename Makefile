@@ -8,6 +8,8 @@
 # make bench     throughput, latency, CPU per message against the reference design, on loopback
 #                and through Toxiproxy (BENCHMARKS.md)
 # make toxiproxy the benchmark's network proxy, by hand (API on 127.0.0.1:8474)
+# make chaos     1,000,000 orders on the cluster under faults, then an exact account (RELIABILITY.md)
+# make chaos-short  the same with 20,000 orders and a compressed schedule
 # make lock      re-resolve requirements*.lock from pyproject.toml (LOCK_ARGS=--upgrade: newest)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -19,7 +21,7 @@ LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-
 	--no-emit-find-links $(LOCK_ARGS)
 
 .PHONY: venv services cluster stop services-status logs test test-cluster unit lint format run \
-	bench toxiproxy clean lock
+	bench toxiproxy chaos chaos-short clean lock
 
 # Exactly the locked versions, each checked against its hash; then the package itself.
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -71,6 +73,12 @@ test-cluster: venv
 
 bench: services
 	$(PY) -m bench.benchmark $(BENCH_ARGS)
+
+chaos: venv
+	$(PY) -m chaos $(CHAOS_ARGS)
+
+chaos-short: venv
+	$(PY) -m chaos --orders 20000 --compressed $(CHAOS_ARGS)
 
 run: services
 	$(PY) -m devtools.run_pipeline

@@ -356,7 +356,13 @@ class Consumer:
         if delayed:
             logger.info("%s: delayed %d (%s)", self.name, len(delayed), delayed[0].why)
         for delivery, outcome in zip(deliveries, outcomes, strict=True):
-            logger.debug("%s: message %s -> %s", self.name, delivery.message_id, outcome)
+            logger.debug(
+                "%s: message %s (delivery %d) -> %s",
+                self.name,
+                delivery.message_id,
+                delivery.delivery_attempt,
+                outcome,
+            )
 
     def _maybe_log_stats(self) -> None:
         if time.monotonic() - self._last_stats >= self.stats_interval:
