@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools.processes import ROOT, ManagedProcess, SetupError, check_port_free, wait_until
-from devtools.pubsub_emulator import EMULATOR_START_TIMEOUT, emulator_answers
+from devtools.processes import ROOT, ManagedProcess, check_port_free
+from devtools.pubsub_emulator import spawn_emulator
 
 logger = logging.getLogger(__name__)
 
@@ -30,31 +29,7 @@ def start_emulator(project: str) -> None:
     """A fresh emulator (no topics) on CHAOS_EMULATOR_PORT; SetupError if it does not come up."""
     host, port = CHAOS_EMULATOR_HOST, CHAOS_EMULATOR_PORT
     check_port_free(host, port, "the chaos run's Pub/Sub emulator")
-    gcloud = shutil.which("gcloud")
-    if gcloud is None:
-        raise SetupError("the Google Cloud CLI (gcloud) with its Pub/Sub emulator is needed")
-    data_dir = EMULATOR.state_dir / "data"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    process = EMULATOR.spawn(
-        [
-            gcloud,
-            "beta",
-            "emulators",
-            "pubsub",
-            "start",
-            f"--host-port={host}:{port}",
-            f"--data-dir={data_dir}",
-            f"--project={project}",
-            "--quiet",
-        ]
-    )
-    wait_until(
-        lambda: emulator_answers(host, port),
-        EMULATOR_START_TIMEOUT,
-        f"the chaos emulator on {host}:{port} did not start ({EMULATOR.output_file})",
-        lambda: process.poll() is None,
-    )
+    spawn_emulator(EMULATOR, host, port, project, fresh=True)
 
 
 def stop_emulator() -> None:

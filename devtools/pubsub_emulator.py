@@ -48,6 +48,17 @@ def start_emulator(settings: Settings) -> None:
             logger.info("using the Pub/Sub emulator already listening on %s:%d", host, port)
             return
         check_port_free(host, port, "the Pub/Sub emulator")
+    spawn_emulator(EMULATOR, host, port, settings.project)
+    logger.info("Pub/Sub emulator is ready on %s:%d (project %s)", host, port, settings.project)
+
+
+def spawn_emulator(
+    process: ManagedProcess, host: str, port: int, project: str, fresh: bool = False
+) -> None:
+    """Run gcloud's emulator as `process` on host:port and wait until it answers.
+
+    `fresh`: start from no topics at all (its data directory emptied first).
+    """
     gcloud = shutil.which("gcloud")
     if gcloud is None:
         raise SetupError(
@@ -55,10 +66,12 @@ def start_emulator(settings: Settings) -> None:
             "`gcloud components install pubsub-emulator beta` (Debian: the google-cloud-cli and "
             "google-cloud-cli-pubsub-emulator packages)."
         )
-    data_dir = EMULATOR.state_dir / "data"
+    data_dir = process.state_dir / "data"
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     logger.info("starting the Pub/Sub emulator on %s:%d", host, port)
-    process = EMULATOR.spawn(
+    running = process.spawn(
         [
             gcloud,
             "beta",
@@ -67,7 +80,7 @@ def start_emulator(settings: Settings) -> None:
             "start",
             f"--host-port={host}:{port}",
             f"--data-dir={data_dir}",
-            f"--project={settings.project}",
+            f"--project={project}",
             "--quiet",
         ],
     )
@@ -75,19 +88,18 @@ def start_emulator(settings: Settings) -> None:
         wait_until(
             lambda: emulator_answers(host, port),
             EMULATOR_START_TIMEOUT,
-            "the Pub/Sub emulator did not start",
-            lambda: process.poll() is None,
+            f"the Pub/Sub emulator on {host}:{port} did not start",
+            lambda: running.poll() is None,
         )
     except SetupError as error:
-        output = EMULATOR.output_tail()
+        output = process.output_tail()
         if "component" in output.lower() or "not installed" in output.lower():
             raise SetupError(
                 "the Pub/Sub emulator component of gcloud is missing: run `gcloud components "
                 "install pubsub-emulator beta` (Debian: apt-get install "
                 f"google-cloud-cli-pubsub-emulator).\n{output}"
             ) from None
-        raise SetupError(f"{error}; last lines of {EMULATOR.output_file}:\n{output}") from None
-    logger.info("Pub/Sub emulator is ready on %s:%d (project %s)", host, port, settings.project)
+        raise SetupError(f"{error}; last lines of {process.output_file}:\n{output}") from None
 
 
 def stop_emulator() -> None:

@@ -84,7 +84,8 @@ def status(settings: Settings) -> bool:
     if cassandra_cluster.running():
         lines = cassandra_cluster.status_lines(settings)
         print("\n".join(lines))
-        return all(" running " in line for line in lines) and _emulator_status(settings)
+        emulator_up = _emulator_status(settings)
+        return all(" running " in line for line in lines) and emulator_up
     host = settings.cassandra_hosts[0]
     release = cassandra_release()
     cassandra_pid = CASSANDRA.pid()
@@ -94,7 +95,8 @@ def status(settings: Settings) -> bool:
         + (f", pid {cassandra_pid}" if cassandra_pid else ", not started here" if cql_up else "")
         + (f", release {release} cached" if release else ", not fetched yet")
     )
-    return cql_up and _emulator_status(settings)
+    emulator_up = _emulator_status(settings)  # printed whatever Cassandra's state
+    return cql_up and emulator_up
 
 
 def _emulator_status(settings: Settings) -> bool:
