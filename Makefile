@@ -3,13 +3,14 @@
 # make run       the whole pipeline (services included)
 # make stop      stop the local services
 # make bench     throughput and latency figures (BENCHMARKS.md)
+# make mutate    mutation score of the core against the unit tests (README, Tests)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv services stop status logs test unit lint format run bench clean
+.PHONY: venv services stop status logs test unit lint format run bench mutate clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -47,6 +48,11 @@ unit: venv
 test: services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+mutate: venv
+	rm -rf mutants
+	$(VENV)/bin/mutmut run
+	$(PY) -m devtools.mutation_score
+
 bench: services
 	$(PY) -m bench.benchmark $(BENCH_ARGS)
 
@@ -54,4 +60,4 @@ run: services
 	$(PY) -m devtools.run_pipeline
 
 clean: stop
-	rm -rf $(VENV) .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache mutants
