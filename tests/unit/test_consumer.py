@@ -454,6 +454,18 @@ def test_a_dead_letter_carries_where_and_when_its_original_came_from():
     assert "redriven_from" not in dead_letter_message(plain, DeadLetter("r", "e"), "s")[1]
 
 
+def test_pubsubs_own_ids_and_times_are_never_taken_for_card_numbers():
+    """A real message id has 16-17 digits and a publish time's microseconds make a chain of
+    13 or more: either passes the Luhn check one time in ten, and must reach the DLQ intact."""
+    moment = dt.datetime(2026, 11, 26, 10, 5, 6, 978642, tzinfo=dt.UTC)  # Luhn-valid digits
+    original = Delivery("a", "4111111111111111", b"{}", {}, moment, 1)
+    _, attributes = dead_letter_message(original, DeadLetter("r", "e"), "s")
+    assert attributes["original_message_id"] == "4111111111111111"
+    assert attributes["original_publish_time"] == "2026-11-26T10:05:06.978642+00:00"
+    spoofed = DeadLetter("r", "e", {"order_id": "4111111111111111"})
+    assert dead_letter_message(original, spoofed, "s")[1]["order_id"] == "************1111"
+
+
 def test_a_body_of_exactly_one_mebibyte_is_kept_whole():
     moment = dt.datetime.now(dt.UTC)
     body = b"{" + b" " * (1024 * 1024 - 2) + b"}"
