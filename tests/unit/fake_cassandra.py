@@ -246,6 +246,8 @@ class FakeCassandra:
         return CQL_TYPES[table[name]]
 
     def _replicas(self, keyspace: str, routing_key: bytes) -> frozenset:
+        if keyspace != self.keyspace:  # the driver knows no replicas in an unknown keyspace
+            return frozenset()
         return self.replicas_of(cqltypes.LongType.from_binary(routing_key, PROTOCOL))
 
 

@@ -160,6 +160,22 @@ def test_a_refused_batch_is_written_again_row_by_row_so_only_the_bad_row_fails(c
     assert {i for i in range(1, 6) if cassandra.row(i)["item"]} == {1, 2, 4, 5}
 
 
+def test_a_refused_batch_of_two_is_written_again_row_by_row(cassandra):
+    cassandra.fail = refuse(2)
+    results = FactStore(cassandra, SETTINGS).attach_payments(payments(1, 2), [1, 1])
+    assert results[0] is None and isinstance(results[1], InvalidRequest)
+    assert cassandra.row(1)["payment_id"] == 1001
+
+
+def test_orders_and_timestamps_that_do_not_pair_up_are_refused_before_any_write(cassandra):
+    store = FactStore(cassandra, SETTINGS)
+    with pytest.raises(ValueError, match="zip"):
+        store.upsert_orders(orders(1, 2), [1])
+    with pytest.raises(ValueError, match="zip"):
+        store.attach_payments(payments(1), [1, 2])
+    assert cassandra.requests == []
+
+
 def test_a_batch_refused_for_its_size_is_written_row_by_row(cassandra):
     cassandra.fail = lambda rows: InvalidRequest("Batch too large") if len(rows) > 1 else None
     results = FactStore(cassandra, SETTINGS).attach_payments(payments(1, 2, 3), [1] * 3)
@@ -262,6 +278,26 @@ def test_a_missing_keyspace_or_table_is_one_sentence_that_says_what_to_do(cassan
     cassandra.prepare = unconfigured
     with pytest.raises(CassandraUnavailable, match=r"needs \(unconfigured table facts\): apply"):
         FactStore(cassandra, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        ('unconfigured table "facts"', 'unconfigured table "facts"'),
+        ('Error from server: code=2200 [Invalid query] message="Undefined column name X"',
+         "Undefined column name X"),
+        ('Error from server: code=2200 [Invalid query] message="table message="t" does not exist"',
+         'table message="t" does not exist'),
+    ],
+)  # fmt: skip
+def test_a_schema_fault_at_start_up_quotes_cassandras_own_words(cassandra, said, shown):
+    def refused(cql, keyspace=None):
+        raise InvalidRequest(said)
+
+    cassandra.prepare = refused
+    with pytest.raises(CassandraUnavailable) as missing:
+        FactStore(cassandra, SETTINGS)
+    assert f"needs ({shown}): apply" in str(missing.value)
 
 
 def test_any_other_refusal_at_start_up_is_raised_as_it_is(cassandra):
