@@ -301,6 +301,15 @@ def test_each_batch_is_logged_stored_delayed_and_message_by_message(caplog):
     caplog.clear()
     consumer(lambda batch: [Stored(f"order {i}") for i in range(10)]).process(deliveries(10))
     assert f"test consumer: stored 10: {shown}" in messages(caplog)
+    caplog.clear()
+    consumer(lambda batch: [Stored(f"order {i}") for i in range(11)]).process(deliveries(11))
+    assert f"test consumer: stored 11: {shown} and 1 more" in messages(caplog)
+
+
+def test_a_handler_that_loses_outcomes_stops_the_loop_rather_than_leave_messages_unsettled():
+    loop = consumer(lambda batch: [DeadLetter("x", "y")])
+    with pytest.raises(ValueError, match="zip"):
+        loop.process(deliveries(2))
 
 
 def test_each_dead_letter_is_logged_with_its_order_and_no_card_number(caplog):
@@ -390,7 +399,17 @@ def test_after_a_store_failure_the_loop_backs_off_and_probes_until_the_store_wor
     )
 
 
-def test_the_back_off_is_capped_at_15_s_and_starts_again_after_a_recovery(caplog):
+@pytest.fixture
+def far_from_utc(monkeypatch):
+    """The machine's clock in UTC+14: a local time passed off as UTC shows."""
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_back_off_is_capped_at_15_s_and_starts_again_after_a_recovery(caplog, far_from_utc):
     check, _ = scripted_health_check(failures=7)
     shutdown = RecordingShutdown()
     loop = consumer(lambda b: [Retry(10, "down")], health_check=check, shutdown=shutdown)
@@ -401,13 +420,29 @@ def test_the_back_off_is_capped_at_15_s_and_starts_again_after_a_recovery(caplog
     loop.process(deliveries(1))
     recovered = [m for m in messages(caplog, logging.WARNING) if "working again" in m]
     at = {f"{started + dt.timedelta(seconds=s):%H:%M:%S}" for s in (0, 1)}
-    assert any(
-        m == f"test consumer: working again: the outage that started at {t} UTC lasted 0s"
-        for m in recovered for t in at
+    assert len(recovered) == 1 and any(
+        recovered[0] == f"test consumer: working again: the outage that started at {t} UTC "
+        "lasted 0s" for t in at
     ), recovered  # fmt: skip
     loop.handler = lambda batch: [Retry(10, "down")]
     loop.process(deliveries(1))
     assert shutdown.waits[-1] == 0.5
+    assert len(messages(caplog, logging.ERROR)) == 2, "a new outage is logged as one"
+    loop.handler = lambda batch: [Stored("a")]
+    loop.process(deliveries(1))
+    loop.process(deliveries(1))
+    assert len([m for m in messages(caplog) if "working again" in m]) == 2
+
+
+def test_the_stats_line_says_whether_the_consumer_is_failing(caplog):
+    loop = consumer(lambda b: [Retry(10, "down")])
+    loop.process(deliveries(1))
+    loop.log_stats()
+    loop.handler = lambda batch: [Stored("a")]
+    loop.process(deliveries(1))
+    loop.log_stats(final=True)
+    lines = [r.stats for r in caplog.records if hasattr(r, "stats")]
+    assert [(line["failing"], line["final"]) for line in lines] == [(True, False), (False, True)]
 
 
 def test_without_a_health_check_a_store_failure_backs_off_once():

@@ -93,9 +93,10 @@ def make(subscriber, handler=None, **options):
     return loop
 
 
-def test_four_pulls_of_1000_messages_with_3_s_timeouts_are_in_flight_by_default():
+def test_four_pulls_of_1000_messages_with_3_s_timeouts_are_in_flight_by_default(caplog):
     subscriber = PullingSubscriber(idle=0.05)
     run_until(make(subscriber), lambda: len(subscriber.pulls) >= 12)
+    assert f"test consumer: pulling from {SUBSCRIPTION}" in messages(caplog, logging.INFO)
     assert subscriber.most_in_flight == 4
     assert set(subscriber.pulls) == {(SUBSCRIPTION, 1000, 3.0)}
 
@@ -111,20 +112,40 @@ def test_what_the_pulls_bring_is_handled_acked_and_counted_until_a_stop(caplog):
     assert final.endswith("/s), stored 3, dead-lettered 0, delayed 0, retried 0")
 
 
-def test_a_stop_gives_back_what_the_pulls_in_flight_bring_for_anyone_at_once():
+def test_a_stop_gives_back_what_every_pull_in_flight_brings_for_anyone_at_once():
     release = threading.Event()
-    subscriber = PullingSubscriber([[1], lambda: (release.wait(5), [7, 8])[1]])
-    loop = make(subscriber, pulls=2)
+    down = google_errors.ServiceUnavailable("down")
+
+    def later(answer):
+        return lambda: (release.wait(5), answer)[1]
+
+    answers = [[1], later(down), later([2]), later(down), later([3, 4]), later(down), later([5])]
+    subscriber = PullingSubscriber(answers)
+    loop = make(subscriber, pulls=7)
 
     def handler(batch):
-        loop.shutdown.request()  # a stop while a pull is still in flight
+        loop.shutdown.request()  # a stop while six pulls are still in flight
         release.set()
         return [Stored("a") for _ in batch]
 
     loop.handler = handler
     run_until(loop, lambda: loop.shutdown.requested)
     assert subscriber.acked == ["ack1"]
-    assert subscriber.deadlines == [("ack7", 0), ("ack8", 0)]
+    assert sorted(subscriber.deadlines) == [(f"ack{i}", 0) for i in (2, 3, 4, 5)]
+
+
+def test_a_stop_waits_for_the_last_acks_to_be_sent():
+    """The role closes its clients once run() returns: an ack still in flight would be lost."""
+    subscriber = PullingSubscriber([[1]], ack_delay=0.3)
+    loop = make(subscriber, pulls=1)
+
+    def handler(batch):
+        loop.shutdown.request()
+        return [Stored("a")]
+
+    loop.handler = handler
+    loop.run()
+    assert subscriber.acked == ["ack1"]
 
 
 def test_a_store_outage_gives_back_what_was_pulled_ahead_for_10_s_and_waits_until_healthy():
@@ -149,9 +170,11 @@ def test_a_missing_subscription_on_the_first_pull_stops_the_consumer():
 
 
 def test_pull_failures_later_are_logged_once_counted_and_retried_one_pull_at_a_time(caplog):
+    caplog.set_level(logging.DEBUG, logger="ecom_pipeline.consumer")
     down = google_errors.ServiceUnavailable("connection refused")
     gone = google_errors.NotFound("deleted")
-    subscriber = PullingSubscriber([[1], down, down, gone, down, [2]])
+    bare = google_errors.GoogleAPIError("no message attribute")
+    subscriber = PullingSubscriber([[1], down, down, gone, bare, [2]])
     loop = make(subscriber, pulls=1)
     run_until(loop, lambda: len(subscriber.acked) == 2)
     errors = messages(caplog, logging.ERROR)
@@ -161,6 +184,13 @@ def test_pull_failures_later_are_logged_once_counted_and_retried_one_pull_at_a_t
     ]
     metrics = generate_latest(loop.stats.registry).decode()
     assert 'pipeline_errors_total{kind="pubsub",role="test consumer"} 3.0' in metrics
+    still = [m for m in messages(caplog) if "still failing" in m]
+    assert still == [
+        "test consumer: still failing: cannot pull from Pub/Sub: connection refused",
+        f"test consumer: still failing: subscription {SUBSCRIPTION} does not exist: run "
+        "./setup_pubsub.sh (or check GOOGLE_CLOUD_PROJECT and PUBSUB_EMULATOR_HOST)",
+        "test consumer: still failing: cannot pull from Pub/Sub: no message attribute",
+    ]
     assert loop.shutdown.waits[:4] == [0.5, 1.0, 2.0, 4.0]
     recovered = [m for m in messages(caplog, logging.WARNING) if "working again" in m]
     assert len(recovered) == 1 and recovered[0].endswith("lasted 0s")
