@@ -580,3 +580,25 @@ def test_a_json_number_is_read_at_its_exact_value_not_as_a_float():
 
 def test_a_path_shows_a_key_as_it_is_written():
     assert mask_json({"clé": {"n°": VISA}})[1] == ['$["clé"]["n°"]']
+
+
+def test_a_run_of_more_than_19_digits_ends_a_chain_like_a_letter():
+    assert find("4111 1111 " + "5" * 25 + " 1111 1111") == []
+    text = "ref 12345678901234567890123 card 4111 1111 1111 1111"
+    assert find(text) == [(33, 52, VISA)]
+    assert (
+        mask_text("x" + "5" * 25 + " 4111 1111 1111 1111")
+        == "x" + "5" * 25 + " " + "*" * 12 + "1111"
+    )
+
+
+def test_keys_that_mask_alike_get_stars_added_in_their_order():
+    other = next(c for c in (f"{n:012d}1111" for n in range(1, 100)) if luhn_valid(c))
+    masked, paths = mask_json({VISA: 1, other: 2, "ok": 3})
+    assert masked == {"************1111": 1, "************1111*": 2, "ok": 3}
+    assert paths == ['$["************1111"]', '$["************1111*"]']
+
+
+def test_places_are_named_in_the_order_they_are_written():
+    _, paths = mask_json({"a": [VISA, "x", VISA], "b": {"c": VISA}})
+    assert paths == ["$.a[0]", "$.a[2]", "$.b.c"]
