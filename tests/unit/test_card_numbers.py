@@ -373,6 +373,8 @@ def test_a_path_never_spells_a_card_number():
         ("4.111111111111111e15", "************1111"),
         ("4111111111111111e0", "************1111"),
         ("4111111111111111E5", "************1111"),
+        ("-4111111111111111E5", "-************1111"),
+        ("18E14", "************0000"),
     ],
 )
 def test_a_json_number_holding_a_card_number_becomes_a_masked_string(number, masked):
@@ -383,6 +385,7 @@ def test_a_json_number_holding_a_card_number_becomes_a_masked_string(number, mas
 
 def test_numbers_that_are_not_card_numbers_stay_numbers():
     numbers = "1e400000, -1e-400000, 123456789012, 4111111111111112, 1.5, 12345678901234567890"
+    numbers += ", 1e999999999, 1000000000000"
     value = json.loads(f"[{numbers}, true, null]", parse_float=Decimal)
     assert mask_json(value) == (value, []) and mask_json(value)[0] is value
     assert mask_json(True) == (True, []) and mask_json(None) == (None, [])
