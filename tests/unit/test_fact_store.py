@@ -172,7 +172,7 @@ def test_orders_and_timestamps_that_do_not_pair_up_are_refused_before_any_write(
     with pytest.raises(ValueError, match="zip"):
         store.upsert_orders(orders(1, 2), [1])
     with pytest.raises(ValueError, match="zip"):
-        store.attach_payments(payments(1), [1, 2])
+        store.attach_payments(payments(1, 2), [1])
     assert cassandra.requests == []
 
 
