@@ -362,9 +362,9 @@ def dead_letter_message(
     limit and stop the loop.
     """
     body = delivery.data if outcome.body is None else outcome.body
-    # What Pub/Sub says about the message, not what it says: kept as is. A real message id has
-    # 16 or 17 digits and a publish time's microseconds make a chain of 13 or more, each
-    # passing the Luhn check one time in ten.
+    # What Pub/Sub says about the message (not what the message says) is kept as is: a real
+    # message id has 16 or 17 digits and a publish time's microseconds make a chain of 13 or
+    # more, each passing the Luhn check one time in ten.
     pubsub_words = {
         "source_subscription": source_subscription,
         "original_message_id": delivery.message_id,
