@@ -10,6 +10,7 @@
 # make toxiproxy the benchmark's network proxy, by hand (API on 127.0.0.1:8474)
 # make chaos     1,000,000 orders on the cluster under faults, then an exact account (RELIABILITY.md)
 # make chaos-short  the same with 20,000 orders and a compressed schedule
+# make mutate    mutation score of the core against the unit tests (README, Tests)
 # make lock      re-resolve requirements*.lock from pyproject.toml (LOCK_ARGS=--upgrade: newest)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -21,7 +22,7 @@ LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-
 	--no-emit-find-links $(LOCK_ARGS)
 
 .PHONY: venv services cluster stop services-status logs test test-cluster unit lint format run \
-	bench toxiproxy chaos chaos-short clean lock
+	bench toxiproxy chaos chaos-short clean lock mutate
 
 # Exactly the locked versions, each checked against its hash; then the package itself.
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -71,6 +72,11 @@ test-cluster: venv
 	$(MAKE) cluster
 	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
 
+mutate: venv
+	rm -rf mutants
+	$(VENV)/bin/mutmut run
+	$(PY) -m devtools.mutation_score
+
 bench: services
 	$(PY) -m bench.benchmark $(BENCH_ARGS)
 
@@ -90,4 +96,4 @@ lock:
 	.cache/pip-tools/bin/pip-compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
 
 clean: stop
-	rm -rf $(VENV) .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache mutants

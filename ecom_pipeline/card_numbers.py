@@ -96,9 +96,7 @@ def _fold(code: int) -> str:
 def _fold_one(char: str) -> str:
     if unicodedata.category(char)[0] == "L":
         return "a"
-    value = unicodedata.decimal(char, None)
-    if value is None:
-        value = unicodedata.digit(char, None)
+    value = unicodedata.digit(char, None)  # decimal digits ('٤') and other digits ('❶')
     return " " if value is None else str(value)
 
 
@@ -355,10 +353,11 @@ def body_holds_card(data: bytes) -> bool:
     return _holds_card(value)
 
 
-def _key_segment(key: object) -> str:
-    if type(key) is str and key.isascii() and key.isidentifier():
+def _key_segment(key: str) -> str:
+    """A JSON object key (always a string) as a path segment: `.name` or `["any key"]`."""
+    if key.isascii() and key.isidentifier():
         return "." + key
-    return "[" + json.dumps(key if type(key) is str else str(key), ensure_ascii=False) + "]"
+    return "[" + json.dumps(key, ensure_ascii=False) + "]"
 
 
 def _path(node: tuple | None) -> str:

@@ -27,6 +27,9 @@ from ecom_pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# `make mutate` mutates what an error means and how statements are prepared; connecting is
+# the integration tests' part, so it is marked `# pragma: no mutate block`.
+
 
 # What Cassandra says when the keyspace, a table or a column is not what the statements expect.
 _SCHEMA_FAULT = re.compile(
@@ -51,7 +54,7 @@ def is_refusal(error: Exception) -> bool:
 SCHEMA_HINT = "apply schema.cql (`make services` does) to put it back"
 
 
-class CassandraUnavailable(ConnectionError):
+class CassandraUnavailable(ConnectionError):  # pragma: no mutate block
     """Cassandra cannot be reached or refuses the login; the message says which and what to do.
 
     `lasting`: waiting cannot help (a refused login, TLS files that cannot be used).
@@ -70,7 +73,7 @@ def open_session(
     password: str | None = None,
     connect_timeout: float = 10.0,
     request_timeout: float = 10.0,
-) -> Session:
+) -> Session:  # pragma: no mutate block
     """Connect with password authentication; close with `session.cluster.shutdown()`.
 
     The session has no keyspace of its own: statements name it when they are
@@ -110,7 +113,9 @@ def open_session(
         raise
 
 
-def session_when_up(settings: Settings, timeout: float, **login: str) -> Session:
+def session_when_up(
+    settings: Settings, timeout: float, **login: str
+) -> Session:  # pragma: no mutate block
     """A session as soon as Cassandra accepts the login, within `timeout` seconds.
 
     A refused login is not retried; anything else (not up yet, still starting,
@@ -134,7 +139,7 @@ def session_when_up(settings: Settings, timeout: float, **login: str) -> Session
             time.sleep(1)
 
 
-def tls_context(settings: Settings) -> ssl.SSLContext | None:
+def tls_context(settings: Settings) -> ssl.SSLContext | None:  # pragma: no mutate block
     """TLS to Cassandra when a CA (CASSANDRA_TLS_CA) or a client certificate is configured.
 
     The server's certificate is checked against the CA (the system's CAs without one),
@@ -178,7 +183,9 @@ def prepare_in_keyspace(session: Session, settings: Settings, cql: str) -> Prepa
     return session.prepare(cql, keyspace=settings.cassandra_keyspace)
 
 
-def _unavailable(error: NoHostAvailable, settings: Settings, username: str) -> CassandraUnavailable:
+def _unavailable(
+    error: NoHostAvailable, settings: Settings, username: str
+) -> CassandraUnavailable:  # pragma: no mutate block
     where = ", ".join(f"{host}:{settings.cassandra_port}" for host in settings.cassandra_hosts)
     # A dict of host -> error, or (when no pool could be opened) only the hosts tried.
     causes = list(error.errors.values()) if isinstance(error.errors, dict) else []

@@ -267,9 +267,8 @@ class Consumer:
             try:
                 dead_letter_id = future.result(timeout=0)
             except Exception as error:
-                settled[index] = Retry(
-                    5.0, f"cannot publish to {self.dead_letter_topic}: {error or type(error)}"
-                )
+                why = str(error) or type(error).__name__  # a timeout has no words of its own
+                settled[index] = Retry(5.0, f"cannot publish to {self.dead_letter_topic}: {why}")
                 continue
             logger.warning(
                 "%s: dead-lettered message %s%s as %s: %s (%s)",

@@ -181,16 +181,17 @@ def _reject_constant(name: str) -> None:
 
 
 def _json_type(value: object) -> str:
+    """What JSON calls a value's type (json.loads gives only these, numbers with a fraction as
+    Decimals)."""
     return {
         dict: "an object",
         list: "an array",
         str: "a string",
         bool: "a boolean",
         int: "an integer",
-        float: "a number",
         decimal.Decimal: "a number",
         type(None): "null",
-    }.get(type(value), type(value).__name__)
+    }[type(value)]
 
 
 def _required(fields: dict[str, Any], name: str) -> Any:
@@ -296,7 +297,7 @@ def mock_order(order_id: int, rng: random.Random, today: dt.date | None = None) 
 
 
 def mock_payment(order_id: int, rng: random.Random, now: dt.datetime | None = None) -> Payment:
-    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
+    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     return Payment(
         payment_id=order_id + PAYMENT_ID_OFFSET,
         order_id=order_id,

@@ -10,7 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecom_pipeline.card_numbers import find, luhn_valid, mask_json, mask_text, scan_bytes
+from ecom_pipeline.card_numbers import (
+    _fold,
+    _Table,
+    body_holds_card,
+    find,
+    luhn_valid,
+    mask_json,
+    mask_text,
+    scan_bytes,
+)
 from tests.unit.test_messages import ORDER as WORKED_ORDER
 from tests.unit.test_messages import PAYMENT
 
@@ -350,6 +359,8 @@ def test_a_path_never_spells_a_card_number():
         ("4.111111111111111e15", "************1111"),
         ("4111111111111111e0", "************1111"),
         ("4111111111111111E5", "************1111"),
+        ("-4111111111111111E5", "-************1111"),
+        ("18E14", "************0000"),
     ],
 )
 def test_a_json_number_holding_a_card_number_becomes_a_masked_string(number, masked):
@@ -360,6 +371,7 @@ def test_a_json_number_holding_a_card_number_becomes_a_masked_string(number, mas
 
 def test_numbers_that_are_not_card_numbers_stay_numbers():
     numbers = "1e400000, -1e-400000, 123456789012, 4111111111111112, 1.5, 12345678901234567890"
+    numbers += ", 1e999999999, 1000000000000"
     value = json.loads(f"[{numbers}, true, null]", parse_float=Decimal)
     assert mask_json(value) == (value, []) and mask_json(value)[0] is value
     assert mask_json(True) == (True, []) and mask_json(None) == (None, [])
@@ -503,3 +515,79 @@ def test_a_card_number_anywhere_in_json_is_masked_away(case):
     assert_no_card_left(masked, card)
     for path in paths:
         assert find(path) == [] and card not in digits_of(path)
+
+
+# ---------------------------------------------------------------- the lookup tables
+
+
+def test_lookup_tables_fill_on_demand_and_stay_bounded_whatever_the_input():
+    """Keys come from untrusted text: a table never holds more than about 100,000 of them,
+    and clearing it keeps the entries it started with."""
+    table = _Table(lambda key: f"<{key}>", {"fixed": "F"})
+    assert table["fixed"] == "F" and table[7] == "<7>" and len(table) == 2
+    sizes = set()
+    for key in range(250_000):
+        assert table[key] == f"<{key}>"
+        sizes.add(len(table))
+    assert max(sizes) == 100_001 and min(sizes) == 2, "cleared down to the fixed entries"
+    assert dict.get(table, "fixed") == "F"
+
+
+def test_folding_a_character_reads_its_digits_letters_and_separators():
+    assert [_fold(ord(c)) for c in "7a ٤１⑫⒈é-\u200b"] == [
+        "7", "a", " ", "4", "1", "12", "1 ", "a", " ", " "
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- more than one, and the edges
+
+
+def test_every_card_number_of_a_text_is_masked_and_the_rest_kept():
+    text = "visa 4111111111111111, mc 5500-0000-0000-0004; end"
+    assert mask_text(text) == "visa ************1111, mc ************0004; end"
+
+
+def test_raw_bytes_are_read_with_escapes_decoded_twice_as_json_text_in_a_json_string():
+    card = "4111\u00a01111\u00a01111\u00a01111"
+    assert scan_bytes(json.dumps(json.dumps({"c": card})).encode())
+    assert not scan_bytes(json.dumps(json.dumps(json.dumps({"c": card}))).encode())
+
+
+def test_a_real_timestamp_is_a_time_even_when_its_digits_pass_the_luhn_check():
+    moment = "2024-09-23T18:52:22.418104+00:00"  # its digits from 18 on pass the Luhn check
+    assert mask_json({"t": moment}) == ({"t": moment}, [])
+    not_a_moment = "2024-13-23T23:45:51.204857+00:00"  # month 13: digits, not a time
+    assert mask_json({"t": not_a_moment})[1] == ["$.t"]
+    assert mask_json({"t": moment.replace("T", "x")})[1] == ["$.t"]
+
+
+def test_a_json_number_is_read_at_its_exact_value_not_as_a_float():
+    """4111111111111110.9999 is no card number; as a float it would be 4111111111111111.0."""
+    assert not body_holds_card(b'{"price": 4111111111111110.9999}')
+    assert body_holds_card(b'{"price": 4111111111111111.0}')
+
+
+def test_a_path_shows_a_key_as_it_is_written():
+    assert mask_json({"clé": {"n°": VISA}})[1] == ['$["clé"]["n°"]']
+
+
+def test_a_run_of_more_than_19_digits_ends_a_chain_like_a_letter():
+    assert find("4111 1111 " + "5" * 25 + " 1111 1111") == []
+    text = "ref 12345678901234567890123 card 4111 1111 1111 1111"
+    assert find(text) == [(33, 52, VISA)]
+    assert (
+        mask_text("x" + "5" * 25 + " 4111 1111 1111 1111")
+        == "x" + "5" * 25 + " " + "*" * 12 + "1111"
+    )
+
+
+def test_keys_that_mask_alike_get_stars_added_in_their_order():
+    other = next(c for c in (f"{n:012d}1111" for n in range(1, 100)) if luhn_valid(c))
+    masked, paths = mask_json({VISA: 1, other: 2, "ok": 3})
+    assert masked == {"************1111": 1, "************1111*": 2, "ok": 3}
+    assert paths == ['$["************1111"]', '$["************1111*"]']
+
+
+def test_places_are_named_in_the_order_they_are_written():
+    _, paths = mask_json({"a": [VISA, "x", VISA], "b": {"c": VISA}})
+    assert paths == ["$.a[0]", "$.a[2]", "$.b.c"]

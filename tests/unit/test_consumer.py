@@ -1,21 +1,34 @@
 """The pull loop's bookkeeping with stand-in clients (pure logic): what is acked, delayed,
-dead-lettered and counted for each outcome."""
+dead-lettered, logged and counted for each outcome, and how a failing store is waited out."""
 
 import datetime as dt
+import logging
+import threading
+import time
 from concurrent.futures import Future
 
+import pytest
+from google.api_core import exceptions as google_errors
 from prometheus_client import generate_latest
 
+from ecom_pipeline import consumer as consumer_module
 from ecom_pipeline.consumer import Consumer, dead_letter_message
 from ecom_pipeline.outcomes import DeadLetter, Delay, Delivery, Retry, Stored
 from ecom_pipeline.settings import Settings
 from ecom_pipeline.shutdown import Shutdown
 
+SUBSCRIPTION = "projects/ecom-local/subscriptions/orders_data-sub"
+DLQ_TOPIC = "projects/ecom-local/topics/dlq_orders_data"
+
 
 class StandInPublisher:
-    def __init__(self, fail=False):
+    """Confirms each publish at once, or `fail`s it, or leaves it `pending`, or confirms it
+    `later` (after that many seconds, from another thread)."""
+
+    def __init__(self, fail=False, pending=False, later=0.0):
         self.published = []
-        self.fail = fail
+        self.fail, self.pending, self.later = fail, pending, later
+        self.events: list[tuple] = []
 
     def topic_path(self, project, topic):
         return f"projects/{project}/topics/{topic}"
@@ -24,32 +37,60 @@ class StandInPublisher:
         future = Future()
         if self.fail:
             future.set_exception(RuntimeError("publish refused"))
-        else:
-            self.published.append((topic, data, attributes))
-            future.set_result(str(len(self.published)))
+            return future
+        self.published.append((topic, data, attributes))
+        message_id = str(len(self.published))
+        if self.later:
+
+            def confirm():
+                self.events.append(("confirmed", message_id))
+                future.set_result(message_id)
+
+            threading.Timer(self.later, confirm).start()
+        elif not self.pending:
+            future.set_result(message_id)
         return future
 
 
 class StandInSubscriber:
-    def __init__(self):
-        self.acked, self.deadlines = [], []
+    def __init__(self, events=None):
+        self.acked, self.deadlines, self.requests = [], [], []
+        self.events = [] if events is None else events
 
     def subscription_path(self, project, subscription):
         return f"projects/{project}/subscriptions/{subscription}"
 
     def acknowledge(self, subscription, ack_ids, **_):
+        self.requests.append(("ack", subscription, len(ack_ids)))
+        self.events.append(("acked", tuple(ack_ids)))
         self.acked += ack_ids
 
     def modify_ack_deadline(self, subscription, ack_ids, ack_deadline_seconds, **_):
+        self.requests.append(("deadline", subscription, len(ack_ids)))
         self.deadlines += [(ack_id, ack_deadline_seconds) for ack_id in ack_ids]
 
 
-def deliveries(count):
-    moment = dt.datetime.now(dt.UTC)
-    return [Delivery(f"ack{i}", f"id{i}", f"body{i}".encode(), {}, moment, 3) for i in range(count)]
+class RecordingShutdown(Shutdown):
+    """Records how long the loop backs off instead of sleeping."""
+
+    def __init__(self):
+        super().__init__()
+        self.waits = []
+
+    def wait(self, seconds):
+        self.waits.append(seconds)
+        return self.requested
 
 
-def consumer(handler, publisher=None, subscriber=None, pulls=4):
+def deliveries(count, age=0.0, **attributes):
+    moment = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
+    return [
+        Delivery(f"ack{i}", f"id{i}", f"body{i}".encode(), dict(attributes), moment, 3)
+        for i in range(count)
+    ]
+
+
+def consumer(handler, publisher=None, subscriber=None, health_check=None, shutdown=None, pulls=4):
     return Consumer(
         name="test consumer",
         settings=Settings.from_env({}),
@@ -57,9 +98,14 @@ def consumer(handler, publisher=None, subscriber=None, pulls=4):
         handler=handler,
         subscriber=subscriber or StandInSubscriber(),
         publisher=publisher or StandInPublisher(),
-        shutdown=Shutdown(),
+        shutdown=shutdown or RecordingShutdown(),
+        health_check=health_check,
         pulls=pulls,
     )
+
+
+def messages(caplog, level=logging.DEBUG) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= level]
 
 
 def test_each_outcome_is_settled_as_it_must_be_and_counted():
@@ -70,8 +116,9 @@ def test_each_outcome_is_settled_as_it_must_be_and_counted():
     loop.process(deliveries(4))
     assert subscriber.acked == ["ack0", "ack1"]
     assert sorted(subscriber.deadlines) == [("ack2", 30), ("ack3", 10)]
+    assert {subscription for _, subscription, _ in subscriber.requests} == {SUBSCRIPTION}
     [(topic, body, attributes)] = publisher.published
-    assert topic.endswith("/dlq_orders_data") and body == b"body1"
+    assert topic == DLQ_TOPIC and body == b"body1"
     assert attributes["reason"] == "invalid:quantity" and attributes["order_id"] == "7"
     assert attributes["original_message_id"] == "id1" and attributes["delivery_attempt"] == "3"
     assert attributes["source_subscription"] == "orders_data-sub"
@@ -182,6 +229,292 @@ def test_messages_in_hand_are_leased_until_settled_and_a_delay_is_never_undone()
         leases.stop()
 
 
+# ---------------------------------------------------------------- settling with Pub/Sub
+
+
+def test_latency_and_store_retries_are_measured():
+    loop = consumer(lambda batch: [Stored("a"), Retry(10, "down")])
+    loop.process(deliveries(2, age=2))
+    metrics = generate_latest(loop.stats.registry).decode()
+    line = next(
+        x for x in metrics.splitlines() if x.startswith("pipeline_publish_to_stored_seconds_sum")
+    )
+    assert 2 <= float(line.split()[-1]) < 3
+    assert 'pipeline_errors_total{kind="store",role="test consumer"} 1.0' in metrics
+
+
+def test_acks_and_deadlines_go_in_requests_of_at_most_1000_ids():
+    subscriber = StandInSubscriber()
+    consumer(lambda batch: [Stored("a")] * 2500, subscriber=subscriber).process(deliveries(2500))
+    assert len(set(subscriber.acked)) == 2500
+    assert [size for kind, _, size in subscriber.requests if kind == "ack"] == [1000, 1000, 500]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "deadline"), [(0, 1), (0.4, 1), (2.5, 2), (90, 90), (10_000, 600)]
+)
+def test_a_delay_becomes_a_deadline_pubsub_takes_never_zero(seconds, deadline):
+    subscriber = StandInSubscriber()
+    consumer(lambda batch: [Delay(seconds, "wait")], subscriber=subscriber).process(deliveries(1))
+    assert subscriber.deadlines == [("ack0", deadline)]
+
+
+def test_dead_letters_are_acked_only_once_pubsub_confirmed_them():
+    events = []
+    publisher, subscriber = StandInPublisher(later=0.2), StandInSubscriber(events)
+    publisher.events = events
+    consumer(lambda batch: [DeadLetter("x", "y")] * 3, publisher, subscriber).process(deliveries(3))
+    assert sorted(e for e in events if e[0] == "confirmed") == [
+        ("confirmed", str(i)) for i in (1, 2, 3)
+    ]
+    assert events[-1] == ("acked", ("ack0", "ack1", "ack2"))
+
+
+def test_a_dead_letter_pubsub_never_confirms_is_retried_after_the_timeout(monkeypatch, caplog):
+    monkeypatch.setattr(consumer_module, "DEAD_LETTER_TIMEOUT", 0.2)
+    subscriber = StandInSubscriber()
+    loop = consumer(
+        lambda b: [DeadLetter("x", "y")] * 3, StandInPublisher(pending=True), subscriber
+    )
+    started = time.monotonic()
+    loop.process(deliveries(3))
+    assert time.monotonic() - started < 1.5, "one wait for all, not one per letter"
+    assert subscriber.acked == [] and sorted(subscriber.deadlines) == [
+        (f"ack{i}", 5) for i in range(3)
+    ]
+    assert f"store outage: cannot publish to {DLQ_TOPIC}: TimeoutError; " in messages(caplog)[0]
+
+
+def test_a_settlement_pubsub_refuses_is_logged_and_the_loop_goes_on(caplog):
+    class RefusingSubscriber(StandInSubscriber):
+        def __init__(self, error):
+            super().__init__()
+            self.error = error
+
+        def acknowledge(self, subscription, ack_ids, **_):
+            raise self.error
+
+    for error, said in [
+        (google_errors.ServiceUnavailable("boom"), "boom"),
+        (RuntimeError("down"), "down"),
+    ]:
+        caplog.clear()
+        consumer(lambda b: [Stored("a")], subscriber=RefusingSubscriber(error)).process(
+            deliveries(1)
+        )
+        assert (
+            f"test consumer: could not settle a batch with Pub/Sub ({said}); it will be redelivered"
+            in messages(caplog, logging.WARNING)
+        )
+
+
+# ---------------------------------------------------------------- what is logged
+
+
+def test_each_batch_is_logged_stored_delayed_and_message_by_message(caplog):
+    caplog.set_level(logging.DEBUG, logger="ecom_pipeline.consumer")
+    outcomes = [Stored(f"order {i}") for i in range(12)] + [Delay(30, "order 9 not stored yet")]
+    consumer(lambda batch: outcomes).process(deliveries(13))
+    logged = messages(caplog)
+    shown = ", ".join(f"order {i}" for i in range(10))
+    assert f"test consumer: stored 12: {shown} and 2 more" in logged
+    assert "test consumer: delayed 1 (order 9 not stored yet)" in logged
+    assert "test consumer: message id3 (delivery 3) -> Stored(what='order 3')" in logged
+    assert (
+        "test consumer: message id12 (delivery 3) -> "
+        "Delay(seconds=30, why='order 9 not stored yet')" in logged
+    )
+    caplog.clear()
+    consumer(lambda batch: [Stored(f"order {i}") for i in range(10)]).process(deliveries(10))
+    assert f"test consumer: stored 10: {shown}" in messages(caplog)
+    caplog.clear()
+    consumer(lambda batch: [Stored(f"order {i}") for i in range(11)]).process(deliveries(11))
+    assert f"test consumer: stored 11: {shown} and 1 more" in messages(caplog)
+
+
+def test_a_handler_that_loses_outcomes_stops_the_loop_rather_than_leave_messages_unsettled():
+    loop = consumer(lambda batch: [DeadLetter("x", "y")])
+    with pytest.raises(ValueError, match="zip"):
+        loop.process(deliveries(2))
+
+
+def test_each_dead_letter_is_logged_with_its_order_and_no_card_number(caplog):
+    outcomes = [
+        DeadLetter("invalid:quantity", "quantity: bad", {"order_id": "7"}),
+        DeadLetter("processing_error", "ValueError: 4111111111111111"),
+    ]
+    consumer(lambda batch: outcomes).process(deliveries(2))
+    assert messages(caplog, logging.WARNING) == [
+        "test consumer: dead-lettered message id0 (order 7) as 1: invalid:quantity (quantity: bad)",
+        "test consumer: dead-lettered message id1 as 2: processing_error "
+        "(ValueError: ************1111)",
+    ]
+
+
+def test_one_unconfirmed_dead_letter_does_not_hide_the_others(caplog):
+    class FirstFails(StandInPublisher):
+        def publish(self, topic, data, **attributes):
+            if not self.published:
+                self.published.append(None)
+                raise ValueError("message too large")
+            return super().publish(topic, data, **attributes)
+
+    subscriber = StandInSubscriber()
+    loop = consumer(lambda batch: [DeadLetter("x", "y")] * 2, FirstFails(), subscriber)
+    loop.process(deliveries(2))
+    assert subscriber.acked == ["ack1"] and subscriber.deadlines == [("ack0", 5)]
+    warnings = messages(caplog, logging.WARNING)
+    assert "test consumer: dead-lettered message id1 as 2: x (y)" in warnings
+    assert warnings[-1].startswith(
+        f"test consumer: store outage: cannot publish to {DLQ_TOPIC}: message too large; "
+        "holding no message and pulling none until a write and a read succeed"
+    )
+
+
+# ---------------------------------------------------------------- a handler that raises
+
+
+def test_a_handler_that_works_is_called_once_for_the_whole_batch(caplog):
+    calls = []
+    consumer(lambda batch: calls.append(list(batch)) or [Stored("a")] * 3).process(deliveries(3))
+    assert [len(batch) for batch in calls] == [3]
+    assert messages(caplog, logging.ERROR) == []
+
+
+def test_a_batch_the_handler_fails_is_logged_and_its_error_kept_to_500_characters(caplog):
+    def handler(batch):
+        if len(batch) > 1:
+            raise RuntimeError("batch")
+        raise ValueError("x" * 1000)
+
+    publisher = StandInPublisher()
+    consumer(handler, publisher).process(deliveries(3))
+    assert "test consumer: the handler failed on a batch of 3" in messages(caplog, logging.ERROR)
+    errors = [attributes["error"] for _, _, attributes in publisher.published]
+    assert errors == [("ValueError: " + "x" * 1000)[:500]] * 3
+
+
+# ---------------------------------------------------------------- a failing store
+
+
+def scripted_health_check(failures: int):
+    calls = []
+
+    def check():
+        calls.append(time.monotonic())
+        if len(calls) <= failures:
+            raise ConnectionError(f"still down ({len(calls)})")
+
+    return check, calls
+
+
+def test_after_a_store_failure_the_loop_backs_off_and_probes_until_the_store_works(caplog):
+    caplog.set_level(logging.DEBUG, logger="ecom_pipeline.consumer")
+    check, calls = scripted_health_check(failures=3)
+    shutdown = RecordingShutdown()
+    loop = consumer(lambda b: [Retry(10, "write timeout")], health_check=check, shutdown=shutdown)
+    loop.process(deliveries(1))
+    assert len(calls) == 4, "probed until a probe passed"
+    assert shutdown.waits == [0.5, 1.0, 2.0, 4.0], "growing back-off"
+    assert messages(caplog, logging.ERROR) == [
+        "test consumer: store outage: write timeout; holding no message and pulling none "
+        "until a write and a read succeed; backing off and retrying until it works"
+    ]
+    assert "test consumer: still failing: store still unavailable: still down (3)" in messages(
+        caplog
+    )
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch):
+    """The machine's clock in UTC+14: a local time passed off as UTC shows."""
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_back_off_is_capped_at_15_s_and_starts_again_after_a_recovery(caplog, far_from_utc):
+    check, _ = scripted_health_check(failures=7)
+    shutdown = RecordingShutdown()
+    loop = consumer(lambda b: [Retry(10, "down")], health_check=check, shutdown=shutdown)
+    started = dt.datetime.now(dt.UTC)
+    loop.process(deliveries(1))
+    assert shutdown.waits == [0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0]
+    loop.handler = lambda batch: [Stored("a")]
+    loop.process(deliveries(1))
+    recovered = [m for m in messages(caplog, logging.WARNING) if "working again" in m]
+    at = {f"{started + dt.timedelta(seconds=s):%H:%M:%S}" for s in (0, 1)}
+    assert len(recovered) == 1 and any(
+        recovered[0] == f"test consumer: working again: the outage that started at {t} UTC "
+        "lasted 0s" for t in at
+    ), recovered  # fmt: skip
+    loop.handler = lambda batch: [Retry(10, "down")]
+    loop.process(deliveries(1))
+    assert shutdown.waits[-1] == 0.5
+    assert len(messages(caplog, logging.ERROR)) == 2, "a new outage is logged as one"
+    loop.handler = lambda batch: [Stored("a")]
+    loop.process(deliveries(1))
+    loop.process(deliveries(1))
+    assert len([m for m in messages(caplog) if "working again" in m]) == 2
+
+
+def test_the_stats_line_says_whether_the_consumer_is_failing(caplog):
+    loop = consumer(lambda b: [Retry(10, "down")])
+    loop.process(deliveries(1))
+    loop.log_stats()
+    loop.handler = lambda batch: [Stored("a")]
+    loop.process(deliveries(1))
+    loop.log_stats(final=True)
+    lines = [r.stats for r in caplog.records if hasattr(r, "stats")]
+    assert [(line["failing"], line["final"]) for line in lines] == [(True, False), (False, True)]
+
+
+def test_without_a_health_check_a_store_failure_backs_off_once():
+    shutdown = RecordingShutdown()
+    consumer(lambda b: [Retry(10, "down")], shutdown=shutdown).process(deliveries(1))
+    assert shutdown.waits == [0.5]
+
+
+def test_a_stop_during_an_outage_ends_the_probing():
+    calls = []
+    shutdown = RecordingShutdown()
+
+    def check():
+        calls.append(1)
+        shutdown.request()
+        raise ConnectionError("down")
+
+    consumer(lambda b: [Retry(10, "down")], health_check=check, shutdown=shutdown).process(
+        deliveries(1)
+    )
+    assert calls == [1]
+
+
+# ---------------------------------------------------------------- the dead letter itself
+
+
+def test_a_dead_letter_carries_where_and_when_its_original_came_from():
+    [original] = deliveries(1, redriven_from="dl-77")
+    body, attributes = dead_letter_message(
+        original, DeadLetter("order_not_found", "gone", {"order_id": "7"}), "payments_data-sub"
+    )
+    assert body == b"body0"
+    assert attributes == {
+        "reason": "order_not_found",
+        "error": "gone",
+        "source_subscription": "payments_data-sub",
+        "original_message_id": "id0",
+        "original_publish_time": original.publish_time.isoformat(),
+        "delivery_attempt": "3",
+        "order_id": "7",
+        "redriven_from": "dl-77",
+    }
+    [plain] = deliveries(1)
+    assert "redriven_from" not in dead_letter_message(plain, DeadLetter("r", "e"), "s")[1]
+
+
 def test_pubsubs_own_ids_and_times_are_never_taken_for_card_numbers():
     """A real message id has 16-17 digits and a publish time's microseconds make a chain of
     13 or more: either passes the Luhn check one time in ten, and must reach the DLQ intact."""
@@ -192,3 +525,36 @@ def test_pubsubs_own_ids_and_times_are_never_taken_for_card_numbers():
     assert attributes["original_publish_time"] == "2026-11-26T10:05:06.978642+00:00"
     spoofed = DeadLetter("r", "e", {"order_id": "4111111111111111"})
     assert dead_letter_message(original, spoofed, "s")[1]["order_id"] == "************1111"
+
+
+def test_a_body_of_exactly_one_mebibyte_is_kept_whole():
+    moment = dt.datetime.now(dt.UTC)
+    body = b"{" + b" " * (1024 * 1024 - 2) + b"}"
+    kept, attributes = dead_letter_message(
+        Delivery("a", "m", body, {}, moment, 1), DeadLetter("invalid:message", "big"), "s"
+    )
+    assert kept == body and "body_truncated" not in attributes
+
+
+def test_a_replaced_body_says_why():
+    moment = dt.datetime.now(dt.UTC)
+    leaky = Delivery("a", "m", b"4111 1111 1111 1111", {}, moment, 1)
+    _, attributes = dead_letter_message(leaky, DeadLetter("processing_error", "bug"), "s")
+    assert attributes["body_replaced"] == "it held what looks like a full card number"
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        ("x" * 1024, "x" * 1024),
+        ("x" * 1025, "x" * 1021 + "..."),
+        ("é" * 512, "é" * 512),
+        ("é" * 513, "é" * 510 + "..."),
+        ("bad \ud800 value", "bad \ud800 value"),
+        ("\ud800" + "x" * 2000, "?" + "x" * 1020 + "..."),
+    ],
+)
+def test_attribute_values_are_clipped_to_1024_bytes_not_characters(value, sent):
+    [original] = deliveries(1)
+    _, attributes = dead_letter_message(original, DeadLetter("r", value), "s")
+    assert attributes["error"] == sent

@@ -30,3 +30,10 @@ def test_a_later_millisecond_always_wins_whatever_the_tie_break():
     later = MOMENT + dt.timedelta(milliseconds=1)
     for n in range(300):
         assert delivery(str(n), later).write_timestamp > delivery(str(n + 1)).write_timestamp
+
+
+def test_a_messages_age_is_counted_from_its_publish_time():
+    message = delivery("42")
+    assert message.age(MOMENT + dt.timedelta(seconds=90)) == 90.0
+    just_now = delivery("42", dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30))
+    assert 30 <= just_now.age() < 35
