@@ -21,7 +21,7 @@ from google.api_core import exceptions as google_errors
 from google.cloud import pubsub_v1
 
 from ecom_pipeline import card_numbers, pubsub
-from ecom_pipeline.options import STATS_INTERVAL
+from ecom_pipeline.options import CONSUMER, STATS_INTERVAL
 from ecom_pipeline.outcomes import (
     STORE_RETRY_SECONDS,
     DeadLetter,
@@ -64,8 +64,8 @@ class Consumer:
         subscriber: pubsub_v1.SubscriberClient,
         publisher: pubsub_v1.PublisherClient,
         shutdown: Shutdown,
-        batch_size: int = 1000,
-        pulls: int = 4,
+        batch_size: int = CONSUMER.batch_size,
+        pulls: int = CONSUMER.pulls,
         pull_timeout: float = 3.0,
         stats_interval: float = STATS_INTERVAL,
         health_check: Callable[[], object] | None = None,
@@ -90,8 +90,8 @@ class Consumer:
         self.subscription = subscriber.subscription_path(settings.project, stream.subscription)
         self.dead_letter_topic = publisher.topic_path(settings.project, stream.dlq_topic)
         self.leases = pubsub.Leases(subscriber, self.subscription, lease_seconds)
-        self._failing_since: float | None = None
-        self._outage_started = dt.datetime.now(dt.UTC)
+        # When the outage in progress began: time.monotonic() and the wall clock.
+        self._failing_since: tuple[float, dt.datetime] | None = None
         self._backoff = 0.0
         self._last_stats = time.monotonic()
 
@@ -306,10 +306,9 @@ class Consumer:
     def _trouble(self, error: str) -> None:
         """Log a failure once per outage and back off before going on."""
         if self._failing_since is None:
-            self._failing_since = time.monotonic()
+            self._failing_since = (time.monotonic(), dt.datetime.now(dt.UTC))
             self.stats.failing(True)
             logger.error("%s: %s; backing off and retrying until it works", self.name, error)
-            self._outage_started = dt.datetime.now(dt.UTC)
         else:
             logger.debug("%s: still failing: %s", self.name, error)
         self._backoff = min(max(self._backoff * 2, 0.5), MAX_BACKOFF)
@@ -332,11 +331,12 @@ class Consumer:
 
     def _recovered(self) -> None:
         if self._failing_since is not None:
+            began, began_at = self._failing_since
             logger.warning(
                 "%s: working again: the outage that started at %s lasted %.0fs",
                 self.name,
-                f"{self._outage_started:%H:%M:%S} UTC",
-                time.monotonic() - self._failing_since,
+                f"{began_at:%H:%M:%S} UTC",
+                time.monotonic() - began,
             )
             self._failing_since = None
             self.stats.failing(False)

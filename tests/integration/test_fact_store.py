@@ -89,3 +89,31 @@ def test_a_ttl_makes_what_a_write_touches_expire(facts_table, settings):
     )
     ttls = dict(tuple(row) for row in facts_table.execute(ttl))
     assert 590 <= ttls[1] <= 600 and ttls[2] is None
+
+
+def test_the_scan_returns_every_row_with_the_time_its_order_was_written(facts_table, settings):
+    store = FactStore(facts_table, settings, write_batch=10)
+    rng = random.Random(11)
+    orders = [mock_order(order_id, rng) for order_id in range(1, 8)]
+    store.upsert_orders(orders, [5_000 + order.order_id for order in orders])
+    store.attach_payments([mock_payment(3, rng)], [9_000])
+
+    rows = {row.order_id: row for row in store.scan(page_size=2)}
+    assert sorted(rows) == list(range(1, 8))
+    assert all(rows[i].order_written == 5_000 + i for i in rows)
+    assert rows[3].payment_id == 1003 and rows[4].payment_id is None
+    assert (rows[2].item, rows[2].price) == (orders[1].item, orders[1].price)
+
+
+def test_existing_orders_and_the_health_check_against_the_real_table(facts_table, settings):
+    store = FactStore(facts_table, settings, exists_chunk=3)
+    rng = random.Random(12)
+    store.upsert_orders([mock_order(order_id, rng) for order_id in (2, 5, 9)], [1_000] * 3)
+    assert store.existing_orders([1, 2, 5, 7, 9, 2]) == [False, True, True, False, True, True]
+
+    store.check()
+    assert store.available_since is not None
+    read = prepare_in_keyspace(
+        facts_table, settings, "SELECT checked_at FROM pipeline_health WHERE probe = ?"
+    )
+    assert facts_table.execute(read, ("consumer",)).one().checked_at is not None

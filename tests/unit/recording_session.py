@@ -167,6 +167,8 @@ class RecordingSession:
         return True, []
 
     def _replicas(self, keyspace: str, routing_key: bytes) -> frozenset:
+        if keyspace != self.keyspace:  # as the driver: no replicas known in another keyspace
+            return frozenset()
         return self.replicas_of(LongType.from_binary(routing_key, PROTOCOL))
 
 

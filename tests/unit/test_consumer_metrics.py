@@ -14,7 +14,9 @@ ROLE = {"role": "test consumer"}
 
 
 def make_consumer(handler, subscriber=None, pulls=4) -> Consumer:
-    return consumer(handler, subscriber=subscriber, pulls=pulls)
+    loop = consumer(handler, subscriber=subscriber)
+    loop.pulls = pulls
+    return loop
 
 
 def metric(loop: Consumer, name: str) -> float | None:
@@ -51,6 +53,7 @@ def test_a_pull_that_brings_nothing_means_the_consumer_has_caught_up():
     loop.pull = empty_pull
     loop.run()
     assert metric(loop, "pipeline_oldest_pulled_message_age_seconds") == 0
+    assert metric(loop, "pipeline_failing") == 0, "nothing failed"
 
 
 def test_pull_to_ack_time_is_observed_once_pubsub_confirmed_the_ack():
@@ -64,6 +67,22 @@ def test_pull_to_ack_time_is_observed_once_pubsub_confirmed_the_ack():
         "pipeline_pull_to_ack_seconds_bucket", {**ROLE, "le": "2.5"}
     )
     assert held == 2
+
+
+def test_pull_to_ack_time_is_observed_for_acks_sent_in_the_background():
+    loop = make_consumer(lambda batch: [Stored("a") for _ in batch], pulls=1)
+    pulls = iter([[published(1, i, pulled_seconds_ago=2.0) for i in range(3)]])
+
+    def one_pull():
+        batch = next(pulls, [])
+        if not batch:
+            loop.shutdown.request()
+        return batch
+
+    loop.pull = one_pull
+    loop.run()
+    assert metric(loop, "pipeline_pull_to_ack_seconds_count") == 3
+    assert metric(loop, "pipeline_pull_to_ack_seconds_sum") >= 6.0
 
 
 def test_an_ack_pubsub_did_not_confirm_is_not_counted_as_acked():

@@ -18,12 +18,15 @@ TEXT_FILES = ("*.md", "*.py", "*.sh", "*.toml", "*.yml", "*.yaml", "*.cql", "*.x
 
 
 def _repository_files(*patterns: str) -> list[Path]:
-    """The repository's own files: no hidden directory (.git, .venv, .cache, .local, ...)."""
+    """The repository's own files: no hidden directory (.git, .venv, .cache, .local, ...), nor
+    what tools build (build/, and mutants/, mutmut's copy)."""
     found = set()
     for pattern in patterns:
         for path in ROOT.rglob(pattern):
             relative = path.relative_to(ROOT)
-            if not any(part.startswith(".") or part == "build" for part in relative.parts[:-1]):
+            if not any(
+                part.startswith(".") or part in ("build", "mutants") for part in relative.parts[:-1]
+            ):
                 found.add(path)
     return sorted(found)
 
