@@ -90,7 +90,7 @@ def deliveries(count, age=0.0, **attributes):
     ]
 
 
-def consumer(handler, publisher=None, subscriber=None, health_check=None, shutdown=None):
+def consumer(handler, publisher=None, subscriber=None, health_check=None, shutdown=None, **options):
     return Consumer(
         name="test consumer",
         settings=Settings.from_env({}),
@@ -100,6 +100,7 @@ def consumer(handler, publisher=None, subscriber=None, health_check=None, shutdo
         publisher=publisher or StandInPublisher(),
         shutdown=shutdown or RecordingShutdown(),
         health_check=health_check,
+        **options,
     )
 
 

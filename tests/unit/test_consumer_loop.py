@@ -250,3 +250,16 @@ def test_publish_times_become_aware_utc_datetimes():
 
     run_until(make(subscriber, handler), lambda: subscriber.acked)
     assert seen[0].publish_time.tzinfo == dt.UTC
+
+
+def test_what_a_slow_batch_holds_is_leased_on_the_consumers_own_subscription():
+    subscriber = PullingSubscriber([[1]])
+
+    def slow(batch):
+        time.sleep(1.4)
+        return [Stored(f"m {d.message_id}") for d in batch]
+
+    loop = consumer(slow, subscriber=subscriber, shutdown=RecordingShutdown(), lease_seconds=1)
+    run_until(loop, lambda: subscriber.acked == ["ack1"])
+    assert ("ack1", 1) in subscriber.deadlines, "extended while the batch was being stored"
+    assert ("deadline", SUBSCRIPTION, 1) in subscriber.requests
