@@ -39,7 +39,7 @@ _PAYMENT = [
     ("payment_datetime", UTF8Type),
 ]
 _WRITE_TIME = [("[timestamp]", LongType), ("[ttl]", Int32Type)]
-# The start of each statement FactStore prepares -> (its bind markers, the partition key's
+# Each statement FactStore prepares, word for word -> (its bind markers, the partition key's
 # marker or None): what Cassandra answers to `prepare`. A statement not listed is refused.
 PREPARED = {
     "INSERT INTO orders_payments_facts (order_id, customer_id, item, quantity, price,"
