@@ -3,7 +3,8 @@
 Publishes N orders with the order producer, starts K order consumers at once on the
 pipeline's own subscription (the local services of `make services`, keyspace and names
 from the environment as for the roles), and times the drain from the first stored batch
-to the last, from the consumers' own "stored N" log lines. Pub/Sub shares the messages
+to the last, from the times of the consumers' own "stored N" log lines (JSON, read as the
+benchmark reads them). Pub/Sub shares the messages
 among the consumers; each row is written by whichever consumer pulled its order.
 
 example: python -m bench.instances --orders 40000 --consumers 2 --first-id 100001
@@ -12,7 +13,6 @@ example: python -m bench.instances --orders 40000 --consumers 2 --first-id 10000
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import subprocess
 import sys
@@ -20,16 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from bench.harness import cpu_seconds
+from bench.harness import cpu_seconds, role_log_event
 
 ROOT = Path(__file__).resolve().parent.parent
-STORED = re.compile(r": stored (\d+):")
-
-
-def stored_in(line: str) -> int:
-    """How many messages a consumer's log line says a batch stored (0 for any other line)."""
-    match = STORED.search(line)
-    return int(match.group(1)) if match else 0
 
 
 def drain(orders: int, consumers: int, first_id: int, timeout: float) -> str:
@@ -42,7 +35,7 @@ def drain(orders: int, consumers: int, first_id: int, timeout: float) -> str:
     )  # fmt: skip
     processes = [
         subprocess.Popen(
-            [*role, "order_data_consumer.py", "--log-level", "INFO", "--stats-interval", "600"],
+            [*role, "order_data_consumer.py", "--log-format", "json", "--stats-interval", "600"],
             cwd=ROOT,
             stderr=subprocess.PIPE,
             text=True,
@@ -55,11 +48,13 @@ def drain(orders: int, consumers: int, first_id: int, timeout: float) -> str:
     def read(process: subprocess.Popen) -> None:
         assert process.stderr is not None
         for line in process.stderr:
-            if count := stored_in(line):
+            event = role_log_event(line)
+            if event is not None and event[2] is not None:
+                _, at, batch = event
                 with lock:
-                    seen["first"] = seen["first"] or time.monotonic()
-                    seen["stored"] += count
-                    seen["last"] = time.monotonic()
+                    seen["first"] = min(seen["first"] or at, at)
+                    seen["stored"] += batch.count
+                    seen["last"] = max(seen["last"], at)
 
     for process in processes:
         threading.Thread(target=read, args=(process,), daemon=True).start()
