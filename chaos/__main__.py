@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rate",
         type=int,
         help=f"msg/s published at most ({defaults.rate}; compressed: spread over "
-        f"{COMPRESSED_SECONDS} s)",
+        f"{COMPRESSED_SECONDS} s); the faults are spread over the messages / rate seconds, so "
+        "keep it near what your machine sustains",
     )
     parser.add_argument(
         "--backlog",
