@@ -17,6 +17,7 @@ from cassandra.cluster import (
     Session,
 )
 from cassandra.policies import (
+    AddressTranslator,
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
@@ -52,6 +53,20 @@ def is_refusal(error: Exception) -> bool:
 
 
 SCHEMA_HINT = "apply schema.cql (`make services` does) to put it back"
+
+
+class MappedAddresses(AddressTranslator):
+    """The driver reaches a node the cluster reports at one address through another.
+
+    `CASSANDRA_ADDRESS_MAP` (e.g. nodes behind NAT, Docker port mappings or a proxy per
+    node); an address the map does not name is used as reported.
+    """
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        self.addresses = dict(pairs)
+
+    def translate(self, addr: str) -> str:
+        return self.addresses.get(addr, addr)
 
 
 class CassandraUnavailable(ConnectionError):  # pragma: no mutate block
@@ -102,6 +117,7 @@ def open_session(
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=connect_timeout,
         ssl_context=ssl_context,
+        address_translator=MappedAddresses(settings.cassandra_address_map),
     )
     try:
         return cluster.connect()

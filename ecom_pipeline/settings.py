@@ -76,6 +76,9 @@ class Settings:
     cassandra_keyspace: str = "ecom_store"
     cassandra_consistency: str = "LOCAL_QUORUM"
     cassandra_local_dc: str | None = None  # None: the data centre of the contact points
+    # Node addresses as the cluster reports them -> the addresses this host reaches them at
+    # (NAT, Docker port mappings, a proxy per node); the contact points are already reachable.
+    cassandra_address_map: tuple[tuple[str, str], ...] = ()
     cassandra_tls_ca: str | None = None
     # A client certificate and its key (PEM files) for Cassandra's require_client_auth.
     cassandra_tls_cert: str | None = None
@@ -112,6 +115,9 @@ class Settings:
                 env, "CASSANDRA_CONSISTENCY", consistency_level, defaults.cassandra_consistency
             ),
             cassandra_local_dc=env.get("CASSANDRA_LOCAL_DC") or None,
+            cassandra_address_map=_read(
+                env, "CASSANDRA_ADDRESS_MAP", address_map, defaults.cassandra_address_map
+            ),
             cassandra_tls_ca=env.get("CASSANDRA_TLS_CA") or None,
             cassandra_tls_cert=env.get("CASSANDRA_TLS_CERT") or None,
             cassandra_tls_key=_key_of(env.get("CASSANDRA_TLS_CERT"), env.get("CASSANDRA_TLS_KEY")),
@@ -153,6 +159,7 @@ class Settings:
             "CASSANDRA_KEYSPACE": self.cassandra_keyspace,
             "CASSANDRA_CONSISTENCY": self.cassandra_consistency,
             "CASSANDRA_LOCAL_DC": self.cassandra_local_dc or "",
+            "CASSANDRA_ADDRESS_MAP": ",".join(f"{a}={b}" for a, b in self.cassandra_address_map),
         }
         tls = {
             "CASSANDRA_TLS_CA": self.cassandra_tls_ca,
@@ -201,6 +208,21 @@ def host_list(value: str) -> tuple[str, ...]:
     if not hosts:
         raise ValueError(f"has no host in it: {value!r}")
     return hosts
+
+
+def address_map(value: str) -> tuple[tuple[str, str], ...]:
+    """`REPORTED=REACHABLE` pairs, comma-separated, each reported address once."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        reported, equals, reachable = (side.strip() for side in item.partition("="))
+        if not (equals and reported and reachable):
+            raise ValueError(f"must be REPORTED=REACHABLE pairs, not {item!r}")
+        if reported in pairs:
+            raise ValueError(f"maps {reported} twice")
+        pairs[reported] = reachable
+    if not pairs:
+        raise ValueError(f"has no REPORTED=REACHABLE pair in it: {value!r}")
+    return tuple(pairs.items())
 
 
 def _key_of(cert: str | None, key: str | None) -> str | None:

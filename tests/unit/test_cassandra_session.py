@@ -5,7 +5,7 @@ import pytest
 from cassandra import InvalidRequest, OperationTimedOut, ReadTimeout, Unavailable
 from cassandra.cluster import NoHostAvailable
 
-from ecom_pipeline.cassandra_session import is_refusal, is_schema_fault
+from ecom_pipeline.cassandra_session import MappedAddresses, is_refusal, is_schema_fault
 
 SCHEMA_FAULTS = [
     InvalidRequest('Error from server: code=2200 [Invalid query] message="table t does not exist"'),
@@ -46,3 +46,10 @@ def test_values_cassandra_or_the_driver_refuse_are_the_messages_fault(error):
 def test_outages_are_neither_refusals_nor_schema_faults(error):
     assert not is_refusal(error)
     assert not is_schema_fault(error)
+
+
+def test_the_driver_reaches_mapped_nodes_at_their_mapped_address_and_others_as_reported():
+    addresses = MappedAddresses((("127.0.0.2", "127.0.1.2"), ("10.0.0.5", "203.0.113.5")))
+    assert addresses.translate("127.0.0.2") == "127.0.1.2"
+    assert addresses.translate("10.0.0.5") == "203.0.113.5"
+    assert addresses.translate("127.0.0.3") == "127.0.0.3"

@@ -48,6 +48,16 @@ def test_each_stream_name_can_be_changed_and_the_environment_round_trips():
     assert Settings.from_env(renamed.to_env()) == renamed
 
 
+def test_an_address_map_names_where_each_reported_node_is_reached_and_round_trips():
+    settings = Settings.from_env(
+        {"CASSANDRA_ADDRESS_MAP": " 10.0.0.5 = 127.0.1.1 ,10.0.0.6=proxy-2,"}
+    )
+    assert settings.cassandra_address_map == (("10.0.0.5", "127.0.1.1"), ("10.0.0.6", "proxy-2"))
+    assert Settings.from_env(settings.to_env()) == settings
+    assert Settings.from_env({}).cassandra_address_map == ()
+    assert Settings.from_env(Settings().to_env()).cassandra_address_map == ()
+
+
 def test_an_empty_emulator_host_means_real_google_cloud():
     assert Settings.from_env({"PUBSUB_EMULATOR_HOST": ""}).emulator_host is None
 
@@ -74,6 +84,11 @@ def test_settings_are_frozen_and_flags_override_by_copy():
         ("CASSANDRA_PORT", "70000", "between 1 and 65535"),
         ("CASSANDRA_HOSTS", " , ", "CASSANDRA_HOSTS has no host"),
         ("CASSANDRA_CONSISTENCY", "MOST", "CASSANDRA_CONSISTENCY must be one of"),
+        ("CASSANDRA_ADDRESS_MAP", "10.0.0.5", "CASSANDRA_ADDRESS_MAP must be REPORTED=REACHABLE"),
+        ("CASSANDRA_ADDRESS_MAP", "10.0.0.5=", "must be REPORTED=REACHABLE pairs, not '10.0.0.5='"),
+        ("CASSANDRA_ADDRESS_MAP", "=1.2.3.4", "must be REPORTED=REACHABLE pairs, not '=1.2.3.4'"),
+        ("CASSANDRA_ADDRESS_MAP", "a=b,a=c", "CASSANDRA_ADDRESS_MAP maps a twice"),
+        ("CASSANDRA_ADDRESS_MAP", " , ", "CASSANDRA_ADDRESS_MAP has no REPORTED=REACHABLE pair"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(variable, value, message):
