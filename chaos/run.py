@@ -4,7 +4,9 @@ Pub/Sub: the run's own emulator (chaos.services) with fresh topics; the consumer
 it through a Toxiproxy proxy (latency and reset faults), the producer and the
 dead-letter reader directly. Cassandra: the local three-node cluster, in a keyspace of
 the run's own (replication factor 3), so other data on the cluster neither counts nor
-is touched.
+is touched. The consumers reach each node through a Toxiproxy proxy of its own on
+127.0.1.N:9042 (CASSANDRA_ADDRESS_MAP sends the driver there for the nodes it learns
+from the cluster); the run's own session, which reads the account, goes direct.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def _toxiproxy():
 KEYSPACE = "ecom_chaos"
 PROXY = "chaos-pubsub"
 PROXY_LISTEN = "127.0.0.1:8096"
+# Node N (127.0.0.N) is reached at 127.0.1.N, on the same port: the driver maps addresses only.
+NODE_PROXIES = {
+    f"chaos-cassandra-{n}": (address, address.replace("127.0.0.", "127.0.1.", 1))
+    for n, address in enumerate(cassandra_cluster.ADDRESSES, start=1)
+}
 ROUND_GAP = 0.01  # between version rounds: a later version has a later publish time
 DRAIN_TIMEOUT = 900.0
 
@@ -170,7 +177,11 @@ class ChaosRun:
         self.direct = base.suffixed(suffix).replace(
             emulator_host=f"{CHAOS_EMULATOR_HOST}:{CHAOS_EMULATOR_PORT}"
         )
-        self.proxied = self.direct.replace(emulator_host=PROXY_LISTEN)
+        self.proxied = self.direct.replace(
+            emulator_host=PROXY_LISTEN,
+            cassandra_hosts=tuple(proxy for _, proxy in NODE_PROXIES.values()),
+            cassandra_address_map=tuple(NODE_PROXIES.values()),
+        )
         self.ledger = Ledger()
         self.dead: list[DeadLetterSeen] = []
         self.faults: Counter = Counter()
@@ -202,10 +213,16 @@ class ChaosRun:
         toxiproxy = _toxiproxy()
         toxiproxy.start()
         self.toxics = toxiproxy.ToxiproxyClient()
-        if PROXY in self.toxics.proxies():
-            self.toxics.delete_proxy(PROXY)
-        upstream = f"{CHAOS_EMULATOR_HOST}:{CHAOS_EMULATOR_PORT}"
-        self.toxics.create_proxy(PROXY, listen=PROXY_LISTEN, upstream=upstream)
+        port = self.direct.cassandra_port
+        proxies = {PROXY: (PROXY_LISTEN, f"{CHAOS_EMULATOR_HOST}:{CHAOS_EMULATOR_PORT}")} | {
+            name: (f"{proxy}:{port}", f"{node}:{port}")
+            for name, (node, proxy) in NODE_PROXIES.items()
+        }
+        existing = self.toxics.proxies()
+        for name, (listen, upstream) in proxies.items():
+            if name in existing:
+                self.toxics.delete_proxy(name)
+            self.toxics.create_proxy(name, listen=listen, upstream=upstream)
         env = {**os.environ, **self.proxied.to_env(), "PYTHONUNBUFFERED": "1"}
         common = ["--log-format", "json", "--log-level", "DEBUG", "--stats-interval", "2"]
         for index in (1, 2):
@@ -340,16 +357,19 @@ class ChaosRun:
         elif fault.kind in ("latency", "reset"):
             name = f"{fault.kind}-{fault.at}"
             toxiproxy = _toxiproxy()
-            for stream in toxiproxy.STREAMS:
-                body = (
-                    toxiproxy.latency(fault.amount, stream=stream, name=f"{name}-{stream}")
-                    if fault.kind == "latency"
-                    else toxiproxy.reset_peer(0, stream=stream, name=f"{name}-{stream}")
-                )
-                self.toxics.add_toxic(PROXY, body)
+            proxies = [PROXY] if fault.target == "pubsub" else list(NODE_PROXIES)
+            for proxy in proxies:
+                for stream in toxiproxy.STREAMS:
+                    body = (
+                        toxiproxy.latency(fault.amount, stream=stream, name=f"{name}-{stream}")
+                        if fault.kind == "latency"
+                        else toxiproxy.reset_peer(0, stream=stream, name=f"{name}-{stream}")
+                    )
+                    self.toxics.add_toxic(proxy, body)
             time.sleep(fault.duration)
-            for stream in toxiproxy.STREAMS:
-                self.toxics.remove_toxic(PROXY, f"{name}-{stream}")
+            for proxy in proxies:
+                for stream in toxiproxy.STREAMS:
+                    self.toxics.remove_toxic(proxy, f"{name}-{stream}")
         elif fault.kind == "restart_emulator":
             self.restart_emulator(producer)
 
@@ -506,8 +526,9 @@ class ChaosRun:
             if instance.alive():
                 instance.process.kill()
                 instance.process.wait()
-        with contextlib.suppress(Exception):
-            self.toxics.delete_proxy(PROXY)
+        for proxy in (PROXY, *NODE_PROXIES):
+            with contextlib.suppress(Exception):
+                self.toxics.delete_proxy(proxy)
         if "devtools.toxiproxy" in sys.modules:
             _toxiproxy().stop()
         stop_emulator()

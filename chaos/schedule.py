@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 CONSUMERS = ("orders-1", "orders-2", "payments-1", "payments-2")
 NODES = (1, 2, 3)
+# Toxiproxy sits between the consumers and these: Pub/Sub, and every Cassandra node at once.
+SERVICES = ("pubsub", "cassandra")
+SPIKES_MS = {"pubsub": (200, 500, 1000, 2000), "cassandra": (50, 200, 500, 1000)}
 
 
 @dataclass(frozen=True)
@@ -78,17 +81,18 @@ def make_schedule(seed: int, seconds: float, emulator_by: float, compressed: boo
             timing.two_nodes_down,
         )
     )
-    for kind, share in (("latency", (0.05, 0.95)), ("reset", (0.05, 0.95))):
-        for _ in range(3):
-            faults.append(
-                Fault(
-                    round(rng.uniform(*share) * seconds, 1),
-                    kind,
-                    "pubsub",
-                    timing.spike if kind == "latency" else timing.reset,
-                    rng.choice((200, 500, 1000, 2000)) if kind == "latency" else 0,
+    for service in SERVICES:
+        for kind in ("latency", "reset"):
+            for _ in range(3):
+                faults.append(
+                    Fault(
+                        round(rng.uniform(0.05, 0.95) * seconds, 1),
+                        kind,
+                        service,
+                        timing.spike if kind == "latency" else timing.reset,
+                        rng.choice(SPIKES_MS[service]) if kind == "latency" else 0,
+                    )
                 )
-            )
     faults.append(
         Fault(round(rng.uniform(0.3, 0.8) * min(emulator_by, seconds), 1), "restart_emulator")
     )

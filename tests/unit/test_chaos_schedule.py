@@ -30,6 +30,10 @@ def test_every_fault_kind_is_in_the_schedule_in_time_order():
         "reset",
         "restart_emulator",
     }
+    spikes = [f for f in faults if f.kind in ("latency", "reset")]
+    assert {(f.kind, f.target) for f in spikes} == {
+        (kind, service) for kind in ("latency", "reset") for service in ("pubsub", "cassandra")
+    }
     kills = [f for f in faults if f.kind == "kill_consumer"]
     assert all(b.at - a.at == FULL.kill_every for a, b in itertools.pairwise(kills))
     (emulator,) = [f for f in faults if f.kind == "restart_emulator"]
