@@ -457,12 +457,13 @@ class ChaosRun:
         with self.emulator_lock:
             self._pull_dead_letters()
         final = self.account_now()
-        self.report(final, producer, started, faults_over, drained)
-        return 0 if final.exact and producer.failed == 0 else 1
+        idle_proxies = self.report(final, producer, started, faults_over, drained)
+        return 0 if final.exact and producer.failed == 0 and not idle_proxies else 1
 
     def report(
         self, final: Account, producer: Producer, started: float, over: float, drained: float
-    ) -> None:
+    ) -> list[str]:
+        """Print and keep the run's figures; the proxies that carried nothing (a broken run)."""
         published = self.ledger.published
         publishing = max(producer.finished_at - producer.started_at, 1e-9)
         lines = [
@@ -485,6 +486,17 @@ class ChaosRun:
             f"included); {producer.processed_meanwhile / publishing:.0f} msg/s processed while "
             "publishing",
         ]
+        carried = self.toxics.traffic()
+        idle = [n for n in (PROXY, *NODE_PROXIES) if n not in carried or not carried[n].total]
+        lines.append(
+            "through Toxiproxy (the consumers' every connection): "
+            + ", ".join(
+                f"{name} {carried[name].total / 1e6:,.1f} MB"
+                for name in (PROXY, *NODE_PROXIES)
+                if name in carried
+            )
+            + (f"; NOTHING through {', '.join(idle)}" if idle else "")
+        )
         if self.restart_seconds is not None:
             lines.append(
                 f"emulator restart: producers paused {self.restart_seconds:.0f}s "
@@ -519,6 +531,7 @@ class ChaosRun:
         lines += final.lines()
         print("\n".join(lines), flush=True)
         (self.workdir / "report.txt").write_text("\n".join(lines) + "\n")
+        return idle
 
     def tear_down(self) -> None:
         self.stop.set()
