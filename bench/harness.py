@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Protocol
 
 from google.api_core import exceptions as google_errors
+from google.cloud.pubsub_v1 import PublisherClient
 from google.cloud.pubsub_v1.types import BatchSettings, PublisherOptions, PublishFlowControl
 
 from bench import reference_consumers
@@ -46,6 +47,7 @@ from bench.report import DrainResult, LatencyResult
 from devtools import toxiproxy
 from ecom_pipeline.cassandra_session import open_session, prepare_in_keyspace
 from ecom_pipeline.messages import mock_order, mock_payment
+from ecom_pipeline.options import ORDER_PRODUCER
 from ecom_pipeline.pubsub import create_stream, delete_stream, publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
 
@@ -800,7 +802,17 @@ def latency_run(
         try:
             for consumer in (orders, payments):
                 consumer.wait_until(0, timeout=60)
-            order_sent, payment_sent, total = _publish_steadily(resources, per_second, seconds)
+            # Published as the producers publish (their batch window, not the bulk fill's).
+            publisher = publisher_client(
+                resources.settings,
+                batch_settings=BatchSettings(max_latency=ORDER_PRODUCER.batch_window),
+            )
+            try:
+                order_sent, payment_sent, total = _publish_steadily(
+                    resources, publisher, per_second, seconds
+                )
+            finally:
+                publisher.stop()
             orders.wait_until(total, timeout=120)
             payments.wait_until(total, timeout=120)
         finally:
@@ -827,7 +839,7 @@ def latency_run(
 
 
 def _publish_steadily(
-    resources: Resources, per_second: float, seconds: float
+    resources: Resources, publisher: PublisherClient, per_second: float, seconds: float
 ) -> tuple[dict[int, float], dict[int, float], int]:
     rng = random.Random(7)
     orders_path = resources.topic(resources.settings.orders.topic)
@@ -843,15 +855,11 @@ def _publish_steadily(
         if tick < total:
             order_id = tick + 1
             order_sent[order_id] = time.time()
-            futures.append(
-                resources.publisher.publish(orders_path, mock_order(order_id, rng).to_json())
-            )
+            futures.append(publisher.publish(orders_path, mock_order(order_id, rng).to_json()))
         if tick >= lag:
             order_id = tick - lag + 1
             payment_sent[order_id] = time.time()
-            futures.append(
-                resources.publisher.publish(payments_path, mock_payment(order_id, rng).to_json())
-            )
+            futures.append(publisher.publish(payments_path, mock_payment(order_id, rng).to_json()))
     for future in futures:
         future.result(timeout=120)
     return order_sent, payment_sent, total

@@ -279,6 +279,14 @@ def add_producer_flags(
         default=defaults.max_in_flight,
         help="publishes awaiting confirmation at most (default %(default)s)",
     )
+    parser.add_argument(
+        "--batch-window",
+        type=non_negative_float,
+        default=defaults.batch_window,
+        metavar="SECONDS",
+        help="how long the client gathers messages into one publish request: longer saves "
+        "requests at high rates, shorter delays each message less (default %(default)g)",
+    )
     add_pubsub_flags(parser)
     add_common_flags(parser)
 

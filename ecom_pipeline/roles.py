@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from google.api_core import exceptions as google_errors
 from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1.types import BatchSettings
 
 from ecom_pipeline.cassandra_session import session_when_up
 from ecom_pipeline.cli import SetupProblem
@@ -131,7 +132,9 @@ def _publish(
 ) -> int:
     shutdown = Shutdown().install()
     stats = _serving_metrics(name, options)
-    publisher = publisher_client(settings)
+    publisher = publisher_client(
+        settings, batch_settings=BatchSettings(max_latency=options.batch_window)
+    )
     topic_path = publisher.topic_path(settings.project, topic)
     try:
         _check(

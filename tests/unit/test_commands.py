@@ -117,3 +117,31 @@ def test_no_make_target_shares_a_name_with_an_operations_command():
     assert set(operations_cli.COMMANDS) == {"status", "redrive"}
     assert not targets & set(operations_cli.COMMANDS)
     assert "make status" not in (ROOT / "README.md").read_text()
+
+
+class _PublisherMade(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "window"),
+    [
+        ("order_data_producer", [], 0.001),
+        ("payments_data_producer", ["--batch-window", "0.05"], 0.05),
+    ],
+)
+def test_a_producer_publishes_with_its_batch_window(name, argv, window, monkeypatch):
+    """At the producers' rates the client's 10 ms default would only delay each message."""
+    from ecom_pipeline import roles
+
+    made = {}
+
+    def publisher_client(settings, **options):
+        made.update(options)
+        raise _PublisherMade
+
+    monkeypatch.setattr(roles, "publisher_client", publisher_client)
+    monkeypatch.setattr(sys, "argv", [name, *argv])
+    with pytest.raises((_PublisherMade, SystemExit)):
+        getattr(commands, name)()
+    assert made["batch_settings"].max_latency == window
