@@ -10,6 +10,7 @@ each confirmed ack (`acked`: how long its messages were held) and outages (`fail
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections import Counter as Tally
@@ -70,6 +71,21 @@ class Stats:
             ["role"], registry=self.registry,
         )  # fmt: skip
 
+    # The series a consumer touches for every message, looked up at first use and kept
+    # (`labels()` takes a lock and checks the labels on every call); a role that never
+    # stores shows no stored series.
+    @functools.cached_property
+    def _received_series(self) -> Counter:
+        return self._received.labels(self.role)
+
+    @functools.cached_property
+    def _stored_series(self) -> Counter:
+        return self._stored.labels(self.role)
+
+    @functools.cached_property
+    def _latency_series(self) -> Histogram:
+        return self._latency.labels(self.role)
+
     def serve(self, port: int | None, addr: str = METRICS_ADDR) -> None:
         """Serve the metrics on http://addr:port/metrics (not at all without a port)."""
         if port:
@@ -81,12 +97,12 @@ class Stats:
 
     def received(self, count: int) -> None:
         self.counts["received"] += count
-        self._received.labels(self.role).inc(count)
+        self._received_series.inc(count)
 
     def stored(self, latency_seconds: float) -> None:
         self.counts["stored"] += 1
-        self._stored.labels(self.role).inc()
-        self._latency.labels(self.role).observe(max(latency_seconds, 0.0))
+        self._stored_series.inc()
+        self._latency_series.observe(max(latency_seconds, 0.0))
 
     def dead_lettered(self, reason: str) -> None:
         self.counts["dead_lettered"] += 1
