@@ -83,3 +83,14 @@ def test_a_pause_waits_until_nothing_is_in_flight(monkeypatch):
     worker.resumed.set()
     worker.join(30)
     assert not worker.is_alive() and ledger.messages == Workload(2000, seed=3).count()
+
+
+def test_the_consumers_reach_every_cassandra_node_only_through_its_own_proxy():
+    run = chaos_run.ChaosRun(chaos_run.Options(orders=10))
+    proxied, direct = run.proxied, run.direct
+    nodes = dict(proxied.cassandra_address_map)
+    assert set(nodes) == set(direct.cassandra_hosts), "every node the driver learns is mapped"
+    assert set(proxied.cassandra_hosts) == set(nodes.values()), "contact points are the proxies"
+    assert len(set(nodes.values())) == len(nodes) and not set(nodes.values()) & set(nodes)
+    assert dict(chaos_run.NODE_PROXIES.values()) == nodes
+    assert proxied.emulator_host == chaos_run.PROXY_LISTEN
