@@ -29,7 +29,7 @@ from pathlib import Path
 
 from chaos import logs
 from chaos.ledger import Account, DeadLetterSeen, Item, Ledger, account
-from chaos.schedule import Fault, describe, make_schedule
+from chaos.schedule import NETWORK_FAULTS, Fault, describe, make_schedule
 from chaos.services import (
     CHAOS_EMULATOR_HOST,
     CHAOS_EMULATOR_PORT,
@@ -354,18 +354,13 @@ class ChaosRun:
                 time.sleep(fault.duration)
                 for index in pair:
                     cassandra_cluster.start_one(index, self.direct)
-        elif fault.kind in ("latency", "reset"):
+        elif fault.kind in NETWORK_FAULTS:
             name = f"{fault.kind}-{fault.at}"
             toxiproxy = _toxiproxy()
             proxies = [PROXY] if fault.target == "pubsub" else list(NODE_PROXIES)
             for proxy in proxies:
                 for stream in toxiproxy.STREAMS:
-                    body = (
-                        toxiproxy.latency(fault.amount, stream=stream, name=f"{name}-{stream}")
-                        if fault.kind == "latency"
-                        else toxiproxy.reset_peer(0, stream=stream, name=f"{name}-{stream}")
-                    )
-                    self.toxics.add_toxic(proxy, body)
+                    self.toxics.add_toxic(proxy, _toxic(fault, stream, f"{name}-{stream}"))
             time.sleep(fault.duration)
             for proxy in proxies:
                 for stream in toxiproxy.STREAMS:
@@ -551,6 +546,19 @@ class ChaosRun:
                     cassandra_cluster.start_one(index, self.direct)
                 except Exception as error:
                     logger.warning("node %d not started again: %s", index, error)
+
+
+def _toxic(fault: Fault, stream: str, name: str) -> dict:
+    """The Toxiproxy toxic of a network fault, on one direction of a proxy."""
+    toxiproxy = _toxiproxy()
+    options = {"stream": stream, "name": name}
+    if fault.kind == "latency":
+        return toxiproxy.latency(fault.amount, fault.amount // 4, **options)
+    if fault.kind == "bandwidth":
+        return toxiproxy.bandwidth(fault.amount, **options)
+    if fault.kind == "timeout":
+        return toxiproxy.timeout(fault.amount, **options)
+    return toxiproxy.reset_peer(0, **options)
 
 
 class LogTail:

@@ -15,7 +15,18 @@ CONSUMERS = ("orders-1", "orders-2", "payments-1", "payments-2")
 NODES = (1, 2, 3)
 # Toxiproxy sits between the consumers and these: Pub/Sub, and every Cassandra node at once.
 SERVICES = ("pubsub", "cassandra")
-SPIKES_MS = {"pubsub": (200, 500, 1000, 2000), "cassandra": (50, 200, 500, 1000)}
+# The network faults on each service, how many of each, and the amounts drawn from: latency
+# (ms, with a quarter of it as jitter), bandwidth (KB/s), timeout (ms until the stalled
+# connection is closed); a reset has none.
+NETWORK_FAULTS = {"latency": 3, "reset": 3, "bandwidth": 1, "timeout": 1}
+AMOUNTS = {
+    ("latency", "pubsub"): (200, 500, 1000, 2000),
+    ("latency", "cassandra"): (50, 200, 500, 1000),
+    ("bandwidth", "pubsub"): (16, 64, 256),
+    ("bandwidth", "cassandra"): (16, 64, 256),
+    ("timeout", "pubsub"): (1000, 3000),
+    ("timeout", "cassandra"): (1000, 3000),
+}
 
 
 @dataclass(frozen=True)
@@ -36,18 +47,23 @@ COMPRESSED = Timing(kill_every=15, node_down=20, two_nodes_down=15, spike=6, res
 @dataclass(frozen=True, order=True)
 class Fault:
     at: float
-    kind: str  # kill_consumer, kill_node, stop_two_nodes, latency, reset, restart_emulator
+    # kill_consumer, kill_node, stop_two_nodes, restart_emulator, or a NETWORK_FAULTS kind
+    kind: str
     target: str = ""
     duration: float = 0.0
-    amount: int = 0  # the latency toxic's milliseconds
+    amount: int = 0  # the toxic's figure (AMOUNTS)
 
     def describe(self) -> str:
         what = {
             "kill_consumer": f"SIGKILL consumer {self.target}, restart it",
             "kill_node": f"SIGKILL Cassandra node {self.target} for {self.duration:.0f}s",
             "stop_two_nodes": f"stop Cassandra nodes {self.target} for {self.duration:.0f}s",
-            "latency": f"{self.amount} ms latency on {self.target} for {self.duration:.0f}s",
+            "latency": f"{self.amount} ms latency (jitter {self.amount // 4} ms) on "
+            f"{self.target} for {self.duration:.0f}s",
             "reset": f"reset connections to {self.target} for {self.duration:.0f}s",
+            "bandwidth": f"{self.amount} KB/s bandwidth to {self.target} for {self.duration:.0f}s",
+            "timeout": f"connections to {self.target} stall, closed after {self.amount} ms, "
+            f"for {self.duration:.0f}s",
             "restart_emulator": "pause producers, drain, restart the emulator, resume",
         }[self.kind]
         return f"t+{self.at:7.1f}s  {what}"
@@ -82,15 +98,15 @@ def make_schedule(seed: int, seconds: float, emulator_by: float, compressed: boo
         )
     )
     for service in SERVICES:
-        for kind in ("latency", "reset"):
-            for _ in range(3):
+        for kind, count in NETWORK_FAULTS.items():
+            for _ in range(count):
                 faults.append(
                     Fault(
                         round(rng.uniform(0.05, 0.95) * seconds, 1),
                         kind,
                         service,
-                        timing.spike if kind == "latency" else timing.reset,
-                        rng.choice(SPIKES_MS[service]) if kind == "latency" else 0,
+                        timing.reset if kind == "reset" else timing.spike,
+                        rng.choice(AMOUNTS[kind, service]) if kind != "reset" else 0,
                     )
                 )
     faults.append(

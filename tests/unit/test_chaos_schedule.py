@@ -28,12 +28,17 @@ def test_every_fault_kind_is_in_the_schedule_in_time_order():
         "stop_two_nodes",
         "latency",
         "reset",
+        "bandwidth",
+        "timeout",
         "restart_emulator",
     }
-    spikes = [f for f in faults if f.kind in ("latency", "reset")]
-    assert {(f.kind, f.target) for f in spikes} == {
-        (kind, service) for kind in ("latency", "reset") for service in ("pubsub", "cassandra")
+    network = [f for f in faults if f.kind in ("latency", "reset", "bandwidth", "timeout")]
+    assert {(f.kind, f.target) for f in network} == {
+        (kind, service)
+        for kind in ("latency", "reset", "bandwidth", "timeout")
+        for service in ("pubsub", "cassandra")
     }
+    assert all(f.amount > 0 for f in network if f.kind != "reset")
     kills = [f for f in faults if f.kind == "kill_consumer"]
     assert all(b.at - a.at == FULL.kill_every for a, b in itertools.pairwise(kills))
     (emulator,) = [f for f in faults if f.kind == "restart_emulator"]
@@ -84,3 +89,20 @@ def test_workload_versions_come_in_rounds_and_invalid_ones_say_why():
     assert workload.count() == sum(map(len, rounds)) + len(payments)
     assert workload.payment_count() == len(payments)
     assert Workload(200, seed=4).payments()[0].order_id == payments[0].order_id
+
+
+def test_each_network_fault_is_the_toxic_it_says():
+    from chaos.run import _toxic
+    from chaos.schedule import Fault
+
+    def body(kind: str, amount: int = 0) -> tuple[str, dict]:
+        made = _toxic(Fault(1.0, kind, "cassandra", 6, amount), "downstream", "x")
+        assert made["stream"] == "downstream" and made["name"] == "x"
+        return made["type"], made["attributes"]
+
+    assert body("latency", 200) == ("latency", {"latency": 200, "jitter": 50})
+    assert body("bandwidth", 64) == ("bandwidth", {"rate": 64})
+    assert body("timeout", 3000) == ("timeout", {"timeout": 3000})
+    assert body("reset") == ("reset_peer", {"timeout": 0})
+    printed = Fault(1.0, "timeout", "pubsub", 6, 3000).describe()
+    assert "connections to pubsub stall, closed after 3000 ms, for 6s" in printed
