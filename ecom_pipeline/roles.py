@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -35,8 +36,8 @@ from ecom_pipeline.stats import Stats
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 15.0
-# How long a consumer waits at start-up for Cassandra to accept its login, so that
-# it can be started before Cassandra is up (docker compose, a reboot).
+# How long a role waits at start-up for Cassandra to accept its login and for Pub/Sub to
+# answer, so that it can be started before they are up (docker compose, a reboot).
 CONNECT_WAIT = 60.0
 T = TypeVar("T")
 
@@ -244,17 +245,37 @@ def _handler(
         raise SetupProblem(str(error)) from None
 
 
-def _check(call: Callable[[], T], what: str, settings: Settings) -> T | None:
-    """Fail early, in one sentence, when Pub/Sub is unreachable or a resource is missing."""
+def _check(
+    call: Callable[[], T], what: str, settings: Settings, wait: float = CONNECT_WAIT
+) -> T | None:
+    """Fail early, in one sentence, when a resource is missing or Pub/Sub stays unreachable.
+
+    Unreachable is waited for up to `wait` seconds, with one log line, as Cassandra is: the
+    emulator or the network may come up after the role (docker compose, a reboot).
+    """
     where = (
         f"the emulator at {settings.emulator_host}" if settings.emulator_host else "Google Cloud"
     )
-    try:
-        return call()
-    except google_errors.NotFound:
-        raise SetupProblem(f"{what} does not exist on {where}: {SETUP_HINT}") from None
-    except google_errors.PermissionDenied:
-        logger.warning("cannot check that %s exists (no permission); going on", what)
-        return None
-    except google_errors.GoogleAPICallError as error:
-        raise SetupProblem(f"cannot reach Pub/Sub on {where}: {error.message or error}") from None
+    deadline = time.monotonic() + wait
+    waiting = False
+    while True:
+        try:
+            return call()
+        except google_errors.NotFound:
+            raise SetupProblem(f"{what} does not exist on {where}: {SETUP_HINT}") from None
+        except google_errors.PermissionDenied:
+            logger.warning("cannot check that %s exists (no permission); going on", what)
+            return None
+        except (google_errors.ServiceUnavailable, google_errors.DeadlineExceeded) as error:
+            reason = error.message or str(error)
+            if time.monotonic() >= deadline:
+                raise SetupProblem(
+                    f"cannot reach Pub/Sub on {where} (waited {wait:g} s): {reason}"
+                ) from None
+            if not waiting:
+                logger.warning("waiting for Pub/Sub on %s: %s", where, reason)
+                waiting = True
+            time.sleep(1)
+        except google_errors.GoogleAPICallError as error:
+            reason = error.message or str(error)
+            raise SetupProblem(f"cannot reach Pub/Sub on {where}: {reason}") from None

@@ -145,3 +145,50 @@ def test_a_producer_publishes_with_its_batch_window(name, argv, window, monkeypa
     with pytest.raises((_PublisherMade, SystemExit)):
         getattr(commands, name)()
     assert made["batch_settings"].max_latency == window
+
+
+def _settings():
+    from ecom_pipeline.settings import Settings
+
+    return Settings.from_env({})
+
+
+def test_a_role_waits_for_pub_sub_at_start_up_with_one_log_line(monkeypatch, caplog):
+    from google.api_core import exceptions as google_errors
+
+    from ecom_pipeline import roles
+
+    answers = [google_errors.ServiceUnavailable("connection refused")] * 3 + ["subscription"]
+
+    def call():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(roles.time, "sleep", lambda seconds: None)
+    assert roles._check(call, "subscription s", _settings()) == "subscription"
+    waits = [r.getMessage() for r in caplog.records if "waiting for Pub/Sub" in r.getMessage()]
+    assert waits == ["waiting for Pub/Sub on the emulator at 127.0.0.1:8085: connection refused"]
+
+
+def test_a_role_gives_up_on_an_unreachable_pub_sub_in_one_sentence(monkeypatch):
+    from google.api_core import exceptions as google_errors
+
+    from ecom_pipeline import roles
+    from ecom_pipeline.cli import SetupProblem
+
+    def call():
+        raise google_errors.DeadlineExceeded("no answer")
+
+    with pytest.raises(SetupProblem) as unreachable:
+        roles._check(call, "topic t", _settings(), wait=0)
+    assert str(unreachable.value) == (
+        "cannot reach Pub/Sub on the emulator at 127.0.0.1:8085 (waited 0 s): no answer"
+    )
+
+    def missing():
+        raise google_errors.NotFound("gone")
+
+    with pytest.raises(SetupProblem, match="topic t does not exist on the emulator"):
+        roles._check(missing, "topic t", _settings())
