@@ -46,7 +46,7 @@ def read_run(lines: Iterable[str]) -> RunLog:
         stats = entry.get("stats")
         if stats is not None:
             run.processed = stats.get("stored", 0) + stats.get("dead_lettered", 0)
-        elif OUTAGE_STARTED in message and entry.get("level") == "ERROR":
+        elif OUTAGE_STARTED in message and entry.get("severity") == "ERROR":
             run.outages += 1
             open_outage = True
         elif match := OUTAGE_ENDED.search(message):

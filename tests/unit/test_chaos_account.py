@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import random
+import time as time_module
 
 from chaos import logs
 from chaos.ledger import (
@@ -17,6 +19,7 @@ from chaos.ledger import (
     order_columns,
     payment_columns,
 )
+from ecom_pipeline.cli import JsonFormatter
 from ecom_pipeline.messages import mock_order, mock_payment
 
 
@@ -107,7 +110,20 @@ def test_a_repeated_dead_letter_is_counted_not_wrong():
 
 
 def _line(time: str, message: str, level: str = "INFO", **extra) -> str:
-    return json.dumps({"time": time, "level": level, "message": message, **extra})
+    """A log line as a consumer writes it with --log-format json (the roles' own formatter)."""
+    moment = dt.datetime.strptime(time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    record = logging.LogRecord(
+        "ecom_pipeline.consumer", getattr(logging, level), __file__, 1, message, (), None
+    )
+    record.created = moment.timestamp()
+    record.msecs = moment.microsecond // 1000
+    for key, value in extra.items():
+        setattr(record, key, value)
+    formatter = JsonFormatter()
+    formatter.converter = time_module.gmtime
+    line = formatter.format(record)
+    assert json.loads(line)["time"] == time
+    return line
 
 
 def test_a_consumer_log_gives_paused_time_processed_messages_and_redeliveries():
