@@ -21,10 +21,10 @@ import argparse
 import statistics
 import threading
 import time
-import uuid
 
 from google.cloud.pubsub_v1.types import BatchSettings
 
+from bench.pull_comparison import scratch_subscription
 from ecom_pipeline import pubsub
 from ecom_pipeline.pubsub import publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
@@ -42,11 +42,9 @@ def measure(
     """(call to publish time, publish time to pulled, call to pulled), in ms per message."""
     publisher = publisher_client(settings, batch_settings=BatchSettings(max_latency=batch_window))
     subscriber = subscriber_client(settings)
-    name = f"delivery-latency-{uuid.uuid4().hex[:6]}"
-    topic = publisher.topic_path(settings.project, name)
-    subscription = subscriber.subscription_path(settings.project, name)
-    publisher.create_topic(name=topic)
-    subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
+    topic, subscription = scratch_subscription(
+        publisher, subscriber, settings.project, "delivery-latency"
+    )
     called: dict[bytes, float] = {}
     pulled: dict[bytes, tuple[float, float]] = {}  # body -> (publish time, pulled at)
     total = max(1, round(per_second * seconds))

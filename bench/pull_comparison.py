@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from google.cloud.pubsub_v1.types import BatchSettings, FlowControl
 
 from ecom_pipeline.pubsub import publisher_client, subscriber_client
@@ -27,16 +28,26 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def scratch_subscription(
+    publisher: PublisherClient, subscriber: SubscriberClient, project: str, prefix: str
+) -> tuple[str, str]:
+    """A topic and its subscription under a fresh name, for one measurement: their paths."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    topic = publisher.topic_path(project, name)
+    subscription = subscriber.subscription_path(project, name)
+    publisher.create_topic(name=topic)
+    subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
+    return topic, subscription
+
+
 def _fill(settings: Settings, n: int) -> tuple[str, str]:
     publisher = publisher_client(
         settings, batch_settings=BatchSettings(max_messages=1000, max_latency=0.01)
     )
     subscriber = subscriber_client(settings)
-    name = f"pull-comparison-{uuid.uuid4().hex[:6]}"
-    topic = publisher.topic_path(settings.project, name)
-    subscription = subscriber.subscription_path(settings.project, name)
-    publisher.create_topic(name=topic)
-    subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
+    topic, subscription = scratch_subscription(
+        publisher, subscriber, settings.project, "pull-comparison"
+    )
     body = b'{"order_id": 1, "item": "Laptop", "price": 999.99}'
     for future in [publisher.publish(topic, body) for _ in range(n)]:
         future.result()
