@@ -58,8 +58,8 @@ SCHEMA_HINT = "apply schema.cql (`make services` does) to put it back"
 class MappedAddresses(AddressTranslator):
     """The driver reaches a node the cluster reports at one address through another.
 
-    `CASSANDRA_ADDRESS_MAP` (e.g. nodes behind NAT, Docker port mappings or a proxy per
-    node); an address the map does not name is used as reported.
+    `CASSANDRA_ADDRESS_MAP` (e.g. nodes behind NAT or a proxy per node; the port stays the
+    node's own); an address the map does not name is used as reported.
     """
 
     def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:

@@ -33,6 +33,9 @@ SETUP_HINT = "run ./setup_pubsub.sh (or check GOOGLE_CLOUD_PROJECT and PUBSUB_EM
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
+    # gRPC waits ever longer between reconnects (up to 120 s) and fails calls at once while
+    # it waits, so an emulator back after an outage would be seen long after it is up.
+    ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
 

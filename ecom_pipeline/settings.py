@@ -77,7 +77,7 @@ class Settings:
     cassandra_consistency: str = "LOCAL_QUORUM"
     cassandra_local_dc: str | None = None  # None: the data centre of the contact points
     # Node addresses as the cluster reports them -> the addresses this host reaches them at
-    # (NAT, Docker port mappings, a proxy per node); the contact points are already reachable.
+    # (NAT, a proxy per node), on the same port; the contact points are already reachable.
     cassandra_address_map: tuple[tuple[str, str], ...] = ()
     cassandra_tls_ca: str | None = None
     # A client certificate and its key (PEM files) for Cassandra's require_client_auth.
@@ -217,6 +217,11 @@ def address_map(value: str) -> tuple[tuple[str, str], ...]:
         reported, equals, reachable = (side.strip() for side in item.partition("="))
         if not (equals and reported and reachable):
             raise ValueError(f"must be REPORTED=REACHABLE pairs, not {item!r}")
+        if reachable.count(":") == 1:  # HOST:PORT (an IPv6 address has more colons)
+            raise ValueError(
+                f"maps addresses only, not ports: {reachable!r} (the driver keeps each "
+                "node's CQL port)"
+            )
         if reported in pairs:
             raise ValueError(f"maps {reported} twice")
         pairs[reported] = reachable

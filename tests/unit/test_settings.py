@@ -50,9 +50,13 @@ def test_each_stream_name_can_be_changed_and_the_environment_round_trips():
 
 def test_an_address_map_names_where_each_reported_node_is_reached_and_round_trips():
     settings = Settings.from_env(
-        {"CASSANDRA_ADDRESS_MAP": " 10.0.0.5 = 127.0.1.1 ,10.0.0.6=proxy-2,"}
+        {"CASSANDRA_ADDRESS_MAP": " 10.0.0.5 = 127.0.1.1 ,10.0.0.6=proxy-2,fd00::6=fd00::1:6"}
     )
-    assert settings.cassandra_address_map == (("10.0.0.5", "127.0.1.1"), ("10.0.0.6", "proxy-2"))
+    assert settings.cassandra_address_map == (
+        ("10.0.0.5", "127.0.1.1"),
+        ("10.0.0.6", "proxy-2"),
+        ("fd00::6", "fd00::1:6"),
+    )
     assert Settings.from_env(settings.to_env()) == settings
     assert Settings.from_env({}).cassandra_address_map == ()
     assert Settings.from_env(Settings().to_env()).cassandra_address_map == ()
@@ -88,6 +92,7 @@ def test_settings_are_frozen_and_flags_override_by_copy():
         ("CASSANDRA_ADDRESS_MAP", "10.0.0.5=", "must be REPORTED=REACHABLE pairs, not '10.0.0.5='"),
         ("CASSANDRA_ADDRESS_MAP", "=1.2.3.4", "must be REPORTED=REACHABLE pairs, not '=1.2.3.4'"),
         ("CASSANDRA_ADDRESS_MAP", "a=b,a=c", "CASSANDRA_ADDRESS_MAP maps a twice"),
+        ("CASSANDRA_ADDRESS_MAP", "10.0.0.5=127.0.0.1:9043", "maps addresses only, not ports"),
         ("CASSANDRA_ADDRESS_MAP", " , ", "CASSANDRA_ADDRESS_MAP has no REPORTED=REACHABLE pair"),
     ],
 )
