@@ -12,7 +12,9 @@ The consumer's own part (parse, write, acknowledge, log) is what the benchmark's
 publish-to-row latency adds to these. Runs against PUBSUB_EMULATOR_HOST (default the
 local emulator), on topics of its own, removed afterwards.
 
-example: python -m bench.delivery_latency --per-second 2 --seconds 30 --batch-window 0.01
+Pub/Sub's publish times are whole milliseconds, so each part may be off by up to 1 ms.
+
+example: python -m bench.delivery_latency --per-second 2 --seconds 30
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from google.cloud.pubsub_v1.types import BatchSettings
 
 from bench.pull_comparison import scratch_subscription
 from ecom_pipeline import pubsub
+from ecom_pipeline.options import ORDER_PRODUCER
 from ecom_pipeline.pubsub import publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
 
@@ -45,6 +48,33 @@ def measure(
     topic, subscription = scratch_subscription(
         publisher, subscriber, settings.project, "delivery-latency"
     )
+    try:
+        called, pulled = _publish_and_pull(
+            publisher, subscriber, topic, subscription, per_second, seconds, pulls
+        )
+    finally:
+        subscriber.delete_subscription(subscription=subscription)
+        publisher.delete_topic(topic=topic)
+        publisher.stop()
+    total = len(called)
+    if len(pulled) < total:
+        raise SystemExit(f"only {len(pulled)} of {total} messages were pulled")
+    in_client = [(pulled[b][0] - called[b]) * 1000 for b in called]
+    in_pubsub = [(pulled[b][1] - pulled[b][0]) * 1000 for b in called]
+    overall = [(pulled[b][1] - called[b]) * 1000 for b in called]
+    return in_client, in_pubsub, overall
+
+
+def _publish_and_pull(
+    publisher,
+    subscriber,
+    topic: str,
+    subscription: str,
+    per_second: float,
+    seconds: float,
+    pulls: int,
+) -> tuple[dict[bytes, float], dict[bytes, tuple[float, float]]]:
+    """When each body was handed to publish(), and (its publish time, when a pull returned it)."""
     called: dict[bytes, float] = {}
     pulled: dict[bytes, tuple[float, float]] = {}  # body -> (publish time, pulled at)
     total = max(1, round(per_second * seconds))
@@ -75,14 +105,7 @@ def measure(
     done.set()
     for thread in threads:
         thread.join(timeout=5)
-    subscriber.delete_subscription(subscription=subscription)
-    publisher.delete_topic(topic=topic)
-    if len(pulled) < total:
-        raise SystemExit(f"only {len(pulled)} of {total} messages were pulled")
-    in_client = [(pulled[b][0] - called[b]) * 1000 for b in called]
-    in_pubsub = [(pulled[b][1] - pulled[b][0]) * 1000 for b in called]
-    overall = [(pulled[b][1] - called[b]) * 1000 for b in called]
-    return in_client, in_pubsub, overall
+    return called, pulled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-window",
         type=float,
         action="append",
-        help="the publisher's batch window in seconds; repeat to compare "
-        "(default: 0.01, the client's default, which the producers use)",
+        help="the publisher's batch window in seconds; repeat to compare (default: the "
+        f"producers' {ORDER_PRODUCER.batch_window:g}, then the client library's 0.01)",
     )
     parser.add_argument("--pulls", type=int, default=4, help="pulls in flight (default 4)")
     args = parser.parse_args(argv)
     settings = Settings.for_local_services()
-    for window in args.batch_window or [0.01]:
+    for window in args.batch_window or [ORDER_PRODUCER.batch_window, 0.01]:
         in_client, in_pubsub, overall = measure(
             settings, args.per_second, args.seconds, window, args.pulls
         )

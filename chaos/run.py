@@ -1,7 +1,7 @@
 """A chaos run: publish, consume on the cluster under the fault schedule, then account.
 
 Pub/Sub: the run's own emulator (chaos.services) with fresh topics; the consumers reach
-it through a Toxiproxy proxy (latency and reset faults), the producer and the
+it through a Toxiproxy proxy (latency, reset, bandwidth and timeout faults), the producer and the
 dead-letter reader directly. Cassandra: the local three-node cluster, in a keyspace of
 the run's own (replication factor 3), so other data on the cluster neither counts nor
 is touched. The consumers reach each node through a Toxiproxy proxy of its own on
@@ -195,6 +195,7 @@ class ChaosRun:
         self.exits = 0  # consumer runs that ended by themselves (e.g. no Cassandra at start-up)
         self.cluster_up = False
         self.instances_lock = threading.Lock()  # a kill and a restart never cross
+        self.traffic_before: dict = {}
 
     # ------------------------------------------------------------ set-up
 
@@ -213,16 +214,13 @@ class ChaosRun:
         toxiproxy = _toxiproxy()
         toxiproxy.start()
         self.toxics = toxiproxy.ToxiproxyClient()
-        port = self.direct.cassandra_port
-        proxies = {PROXY: (PROXY_LISTEN, f"{CHAOS_EMULATOR_HOST}:{CHAOS_EMULATOR_PORT}")} | {
-            name: (f"{proxy}:{port}", f"{node}:{port}")
-            for name, (node, proxy) in NODE_PROXIES.items()
-        }
         existing = self.toxics.proxies()
-        for name, (listen, upstream) in proxies.items():
+        for name, (listen, upstream) in proxy_routes(self.direct.cassandra_port).items():
             if name in existing:
                 self.toxics.delete_proxy(name)
             self.toxics.create_proxy(name, listen=listen, upstream=upstream)
+        # The server may have been running already: count this run's bytes only.
+        self.traffic_before = self.toxics.traffic()
         env = {**os.environ, **self.proxied.to_env(), "PYTHONUNBUFFERED": "1"}
         common = ["--log-format", "json", "--log-level", "DEBUG", "--stats-interval", "2"]
         for index in (1, 2):
@@ -358,13 +356,19 @@ class ChaosRun:
             name = f"{fault.kind}-{fault.at}"
             toxiproxy = _toxiproxy()
             proxies = [PROXY] if fault.target == "pubsub" else list(NODE_PROXIES)
-            for proxy in proxies:
-                for stream in toxiproxy.STREAMS:
-                    self.toxics.add_toxic(proxy, _toxic(fault, stream, f"{name}-{stream}"))
-            time.sleep(fault.duration)
-            for proxy in proxies:
-                for stream in toxiproxy.STREAMS:
-                    self.toxics.remove_toxic(proxy, f"{name}-{stream}")
+            added: list[tuple[str, str]] = []
+            try:
+                for proxy in proxies:
+                    for stream in toxiproxy.STREAMS:
+                        self.toxics.add_toxic(proxy, _toxic(fault, stream, f"{name}-{stream}"))
+                        added.append((proxy, f"{name}-{stream}"))
+                time.sleep(fault.duration)
+            finally:  # a toxic left behind would stall the consumers for the rest of the run
+                for proxy, toxic_name in added:
+                    try:
+                        self.toxics.remove_toxic(proxy, toxic_name)
+                    except toxiproxy.ToxiproxyError as error:
+                        logger.error("toxic %s on %s not removed: %s", toxic_name, proxy, error)
         elif fault.kind == "restart_emulator":
             self.restart_emulator(producer)
 
@@ -481,15 +485,11 @@ class ChaosRun:
             f"included); {producer.processed_meanwhile / publishing:.0f} msg/s processed while "
             "publishing",
         ]
-        carried = self.toxics.traffic()
-        idle = [n for n in (PROXY, *NODE_PROXIES) if n not in carried or not carried[n].total]
+        carried = self._carried()
+        idle = [name for name, sent in carried.items() if not sent]
         lines.append(
             "through Toxiproxy (the consumers' every connection): "
-            + ", ".join(
-                f"{name} {carried[name].total / 1e6:,.1f} MB"
-                for name in (PROXY, *NODE_PROXIES)
-                if name in carried
-            )
+            + ", ".join(f"{name} {sent / 1e6:,.1f} MB" for name, sent in carried.items())
             + (f"; NOTHING through {', '.join(idle)}" if idle else "")
         )
         if self.restart_seconds is not None:
@@ -528,6 +528,20 @@ class ChaosRun:
         (self.workdir / "report.txt").write_text("\n".join(lines) + "\n")
         return idle
 
+    def _carried(self) -> dict[str, int]:
+        """Bytes each proxy carried in this run (all 0 if Toxiproxy cannot tell)."""
+        toxiproxy = _toxiproxy()
+        try:
+            now = self.toxics.traffic()
+        except toxiproxy.ToxiproxyError as error:
+            logger.error("Toxiproxy's traffic figures could not be read: %s", error)
+            now = {}
+        empty = toxiproxy.Traffic()
+        return {
+            name: (now.get(name, empty) - self.traffic_before.get(name, empty)).total
+            for name in (PROXY, *NODE_PROXIES)
+        }
+
     def tear_down(self) -> None:
         self.stop.set()
         for instance in self.instances:
@@ -548,6 +562,15 @@ class ChaosRun:
                     logger.warning("node %d not started again: %s", index, error)
 
 
+def proxy_routes(cassandra_port: int) -> dict[str, tuple[str, str]]:
+    """Each proxy's name -> (where it listens, what it forwards to)."""
+    emulator = f"{CHAOS_EMULATOR_HOST}:{CHAOS_EMULATOR_PORT}"
+    return {PROXY: (PROXY_LISTEN, emulator)} | {
+        name: (f"{proxy}:{cassandra_port}", f"{node}:{cassandra_port}")
+        for name, (node, proxy) in NODE_PROXIES.items()
+    }
+
+
 def _toxic(fault: Fault, stream: str, name: str) -> dict:
     """The Toxiproxy toxic of a network fault, on one direction of a proxy."""
     toxiproxy = _toxiproxy()
@@ -558,7 +581,9 @@ def _toxic(fault: Fault, stream: str, name: str) -> dict:
         return toxiproxy.bandwidth(fault.amount, **options)
     if fault.kind == "timeout":
         return toxiproxy.timeout(fault.amount, **options)
-    return toxiproxy.reset_peer(0, **options)
+    if fault.kind == "reset":
+        return toxiproxy.reset_peer(0, **options)
+    raise ValueError(f"not a network fault: {fault.kind!r}")
 
 
 class LogTail:

@@ -154,7 +154,7 @@ def test_the_networks_tell_the_roles_where_the_services_are():
 
 
 def _line(message: str, time: str = "2026-11-26T09:25:42.432Z") -> str:
-    return json.dumps({"time": time, "level": "INFO", "logger": "x", "message": message})
+    return json.dumps({"time": time, "severity": "INFO", "logger": "x", "message": message})
 
 
 def test_log_times_are_utc_to_the_millisecond():

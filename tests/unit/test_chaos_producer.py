@@ -92,5 +92,9 @@ def test_the_consumers_reach_every_cassandra_node_only_through_its_own_proxy():
     assert set(nodes) == set(direct.cassandra_hosts), "every node the driver learns is mapped"
     assert set(proxied.cassandra_hosts) == set(nodes.values()), "contact points are the proxies"
     assert len(set(nodes.values())) == len(nodes) and not set(nodes.values()) & set(nodes)
-    assert dict(chaos_run.NODE_PROXIES.values()) == nodes
-    assert proxied.emulator_host == chaos_run.PROXY_LISTEN
+    routes = chaos_run.proxy_routes(direct.cassandra_port).values()
+    port = direct.cassandra_port
+    assert {(f"{nodes[node]}:{port}", f"{node}:{port}") for node in nodes} <= set(routes), (
+        "each node's proxy listens where the map sends the driver and forwards to that node"
+    )
+    assert (proxied.emulator_host, direct.emulator_host) in routes

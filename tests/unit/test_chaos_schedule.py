@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
+
+import pytest
 
 from chaos.__main__ import main
-from chaos.schedule import COMPRESSED, FULL, describe, make_schedule
+from chaos.schedule import COMPRESSED, FULL, NETWORK_FAULTS, describe, make_schedule
 from chaos.workload import Workload
 from ecom_pipeline.messages import parse_order
 
@@ -39,6 +42,9 @@ def test_every_fault_kind_is_in_the_schedule_in_time_order():
         for service in ("pubsub", "cassandra")
     }
     assert all(f.amount > 0 for f in network if f.kind != "reset")
+    counts = Counter((f.kind, f.target) for f in network)
+    assert {kind: counts[kind, "cassandra"] for kind in NETWORK_FAULTS} == NETWORK_FAULTS
+    assert {kind: counts[kind, "pubsub"] for kind in NETWORK_FAULTS} == NETWORK_FAULTS
     kills = [f for f in faults if f.kind == "kill_consumer"]
     assert all(b.at - a.at == FULL.kill_every for a, b in itertools.pairwise(kills))
     (emulator,) = [f for f in faults if f.kind == "restart_emulator"]
@@ -104,5 +110,7 @@ def test_each_network_fault_is_the_toxic_it_says():
     assert body("bandwidth", 64) == ("bandwidth", {"rate": 64})
     assert body("timeout", 3000) == ("timeout", {"timeout": 3000})
     assert body("reset") == ("reset_peer", {"timeout": 0})
+    with pytest.raises(ValueError, match="not a network fault: 'kill_node'"):
+        body("kill_node")
     printed = Fault(1.0, "timeout", "pubsub", 6, 3000).describe()
     assert "connections to pubsub stall, closed after 3000 ms, for 6s" in printed
