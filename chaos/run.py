@@ -213,7 +213,9 @@ class ChaosRun:
         self._create_streams()
         toxiproxy = _toxiproxy()
         toxiproxy.start()
-        self.toxics = toxiproxy.ToxiproxyClient()
+        # Removing a latency toxic waits until the data it holds back is through: with 2 s of
+        # latency on busy connections that took longer than the client's usual 5 s.
+        self.toxics = toxiproxy.ToxiproxyClient(timeout_s=60)
         existing = self.toxics.proxies()
         for name, (listen, upstream) in proxy_routes(self.direct.cassandra_port).items():
             if name in existing:
