@@ -275,13 +275,20 @@ class ChaosRun:
                     logger.debug("dead letters: %s", error)
             self.stop.wait(2)
 
-    def _pull_dead_letters(self) -> None:
-        """Everything now on both dead-letter subscriptions, acked once written down."""
+    def _pull_dead_letters(self, seconds: float = 30) -> None:
+        """What is on both dead-letter subscriptions, acked once written down.
+
+        At most `seconds` a subscription: while dead letters keep coming (orphans whose wait
+        ends one by one) the loop would otherwise hold `emulator_lock` for as long.
+        """
         subscriber = subscriber_client(self.direct)
         try:
             for stream in self.direct.streams:
                 path = subscriber.subscription_path(self.direct.project, stream.dlq_subscription)
-                while deliveries := pubsub.pull(subscriber, path, 1000, timeout=5):
+                until = time.monotonic() + seconds
+                while time.monotonic() < until and (
+                    deliveries := pubsub.pull(subscriber, path, 1000, timeout=5)
+                ):
                     self.dead += [
                         DeadLetterSeen(
                             stream.name,
