@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-import time
 
 from cassandra import AuthenticationFailed, ConsistencyLevel, InvalidRequest, ProtocolVersion
 from cassandra.auth import PlainTextAuthProvider
@@ -25,6 +24,7 @@ from cassandra.policies import (
 from cassandra.query import PreparedStatement
 
 from ecom_pipeline.settings import Settings
+from ecom_pipeline.startup import until_up
 
 logger = logging.getLogger(__name__)
 
@@ -138,21 +138,16 @@ def session_when_up(
     busy) is, once a second, with one log line, so that the services can start
     in any order.
     """
-    deadline = time.monotonic() + timeout
-    waiting = False
-    while True:
-        try:
-            return open_session(settings, **login)
-        except CassandraUnavailable as error:
-            if error.lasting or time.monotonic() > deadline:
-                raise
-            if not waiting:
-                where = ", ".join(settings.cassandra_hosts)
-                logger.info(
-                    "waiting up to %.0fs for Cassandra at %s to accept a login", timeout, where
-                )
-                waiting = True
-            time.sleep(1)
+    return until_up(
+        lambda: open_session(settings, **login),
+        timeout,
+        passing=lambda error: isinstance(error, CassandraUnavailable) and not error.lasting,
+        announce=lambda _error: logger.info(
+            "waiting up to %.0fs for Cassandra at %s to accept a login",
+            timeout,
+            ", ".join(settings.cassandra_hosts),
+        ),
+    )
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:  # pragma: no mutate block

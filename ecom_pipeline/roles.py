@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -31,6 +30,7 @@ from ecom_pipeline.producer import Producer, id_sequence
 from ecom_pipeline.pubsub import SETUP_HINT, publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings, Stream
 from ecom_pipeline.shutdown import Shutdown
+from ecom_pipeline.startup import until_up
 from ecom_pipeline.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -256,26 +256,26 @@ def _check(
     where = (
         f"the emulator at {settings.emulator_host}" if settings.emulator_host else "Google Cloud"
     )
-    deadline = time.monotonic() + wait
-    waiting = False
-    while True:
-        try:
-            return call()
-        except google_errors.NotFound:
-            raise SetupProblem(f"{what} does not exist on {where}: {SETUP_HINT}") from None
-        except google_errors.PermissionDenied:
-            logger.warning("cannot check that %s exists (no permission); going on", what)
-            return None
-        except (google_errors.ServiceUnavailable, google_errors.DeadlineExceeded) as error:
-            reason = error.message or str(error)
-            if time.monotonic() >= deadline:
-                raise SetupProblem(
-                    f"cannot reach Pub/Sub on {where} (waited {wait:g} s): {reason}"
-                ) from None
-            if not waiting:
-                logger.warning("waiting for Pub/Sub on %s: %s", where, reason)
-                waiting = True
-            time.sleep(1)
-        except google_errors.GoogleAPICallError as error:
-            reason = error.message or str(error)
-            raise SetupProblem(f"cannot reach Pub/Sub on {where}: {reason}") from None
+    unreachable = (google_errors.ServiceUnavailable, google_errors.DeadlineExceeded)
+    try:
+        return until_up(
+            call,
+            wait,
+            passing=lambda error: isinstance(error, unreachable),
+            announce=lambda error: logger.warning(
+                "waiting for Pub/Sub on %s: %s", where, error.message or str(error)
+            ),
+        )
+    except google_errors.NotFound:
+        raise SetupProblem(f"{what} does not exist on {where}: {SETUP_HINT}") from None
+    except google_errors.PermissionDenied:
+        logger.warning("cannot check that %s exists (no permission); going on", what)
+        return None
+    except unreachable as error:
+        reason = error.message or str(error)
+        raise SetupProblem(
+            f"cannot reach Pub/Sub on {where} (waited {wait:g} s): {reason}"
+        ) from None
+    except google_errors.GoogleAPICallError as error:
+        reason = error.message or str(error)
+        raise SetupProblem(f"cannot reach Pub/Sub on {where}: {reason}") from None

@@ -156,7 +156,7 @@ def _settings():
 def test_a_role_waits_for_pub_sub_at_start_up_with_one_log_line(monkeypatch, caplog):
     from google.api_core import exceptions as google_errors
 
-    from ecom_pipeline import roles
+    from ecom_pipeline import roles, startup
 
     answers = [google_errors.ServiceUnavailable("connection refused")] * 3 + ["subscription"]
 
@@ -166,7 +166,7 @@ def test_a_role_waits_for_pub_sub_at_start_up_with_one_log_line(monkeypatch, cap
             raise answer
         return answer
 
-    monkeypatch.setattr(roles.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(startup.time, "sleep", lambda seconds: None)
     assert roles._check(call, "subscription s", _settings()) == "subscription"
     waits = [r.getMessage() for r in caplog.records if "waiting for Pub/Sub" in r.getMessage()]
     assert waits == ["waiting for Pub/Sub on the emulator at 127.0.0.1:8085: connection refused"]

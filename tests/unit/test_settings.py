@@ -190,7 +190,7 @@ def test_every_role_option_has_its_flag_and_defaults_match_the_roles():
 def test_a_consumer_waits_for_cassandra_at_start_up_but_not_for_a_wrong_password(monkeypatch):
     from cassandra.cluster import NoHostAvailable
 
-    from ecom_pipeline import cassandra_session
+    from ecom_pipeline import cassandra_session, startup
 
     attempts = []
 
@@ -206,7 +206,7 @@ def test_a_consumer_waits_for_cassandra_at_start_up_but_not_for_a_wrong_password
         return "session"
 
     monkeypatch.setattr(cassandra_session, "open_session", not_up_twice)
-    monkeypatch.setattr(cassandra_session.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(startup.time, "sleep", lambda seconds: None)
     assert cassandra_session.session_when_up(Settings(), timeout=60) == "session"
     assert len(attempts) == 3
 
