@@ -64,6 +64,7 @@ NODE_PROXIES = {
     f"chaos-cassandra-{n}": (address, address.replace("127.0.0.", "127.0.1.", 1))
     for n, address in enumerate(cassandra_cluster.ADDRESSES, start=1)
 }
+PROXIES = (PROXY, *NODE_PROXIES)
 ROUND_GAP = 0.01  # between version rounds: a later version has a later publish time
 DRAIN_TIMEOUT = 900.0
 
@@ -548,7 +549,7 @@ class ChaosRun:
         empty = toxiproxy.Traffic()
         return {
             name: (now.get(name, empty) - self.traffic_before.get(name, empty)).total
-            for name in (PROXY, *NODE_PROXIES)
+            for name in PROXIES
         }
 
     def tear_down(self) -> None:
@@ -557,7 +558,7 @@ class ChaosRun:
             if instance.alive():
                 instance.process.kill()
                 instance.process.wait()
-        for proxy in (PROXY, *NODE_PROXIES):
+        for proxy in PROXIES:
             with contextlib.suppress(Exception):
                 self.toxics.delete_proxy(proxy)
         if "devtools.toxiproxy" in sys.modules:
