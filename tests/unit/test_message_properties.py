@@ -3,10 +3,11 @@
 import datetime as dt
 import json
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecom_pipeline import card_numbers
+from ecom_pipeline import card_numbers, messages
 from ecom_pipeline.messages import InvalidMessage, parse_order, parse_payment
 
 ids = st.integers(min_value=1, max_value=10**12 - 1)
@@ -141,3 +142,31 @@ def test_corrupted_bytes_never_raise_anything_but_invalid_message(order, junk, d
     raw = json.dumps(order).encode()
     at = data.draw(st.integers(min_value=0, max_value=len(raw)))
     assert_parsed_or_refused_for_a_reason(parse_order, ORDER_FIELDS, raw[:at] + junk + raw[at:])
+
+
+def typed(value: object) -> object:
+    """A JSON value with the type of every part spelled out (1, 1.0 and True compare equal)."""
+    if isinstance(value, dict):
+        return ("object", [(key, typed(item)) for key, item in value.items()])
+    if isinstance(value, list):
+        return ("array", [typed(item) for item in value])
+    return (type(value).__name__, str(value))
+
+
+json_bodies = st.tuples(json_values, st.booleans()).map(
+    lambda case: json.dumps(case[0], ensure_ascii=case[1]).encode()
+)
+
+
+@settings(max_examples=500)
+@given(json_bodies, st.binary(max_size=3), st.data())
+def test_the_fast_json_decoder_reads_what_json_loads_reads_and_nothing_else(body, junk, data):
+    """Whatever msgspec accepts, the standard library reads to the same values and types, so
+    the faster decoder changes no message's fate; what it refuses goes to `json.loads`."""
+    at = data.draw(st.integers(min_value=0, max_value=len(body)))
+    for candidate in (body, body[:at] + junk + body[at:]):
+        try:
+            fast = messages._decode_json(candidate)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            continue
+        assert typed(fast) == typed(messages._json_with_reasons(candidate))
