@@ -38,7 +38,7 @@ class ProducerOptions:
 @dataclass(frozen=True)
 class ConsumerOptions:
     batch_size: int = 1000
-    pulls: int = 4
+    pulls: int = 16
     concurrency: int = 256
     write_batch: int = WRITE_BATCH
     ttl: int | None = None  # seconds until written cells expire; None: never

@@ -93,11 +93,11 @@ def make(subscriber, handler=None, **options):
     return loop
 
 
-def test_four_pulls_of_1000_messages_with_3_s_timeouts_are_in_flight_by_default(caplog):
+def test_sixteen_pulls_of_1000_messages_with_3_s_timeouts_are_in_flight_by_default(caplog):
     subscriber = PullingSubscriber(idle=0.05)
-    run_until(make(subscriber), lambda: len(subscriber.pulls) >= 12)
+    run_until(make(subscriber), lambda: len(subscriber.pulls) >= 48)
     assert f"test consumer: pulling from {SUBSCRIPTION}" in messages(caplog, logging.INFO)
-    assert subscriber.most_in_flight == 4
+    assert subscriber.most_in_flight == 16
     assert set(subscriber.pulls) == {(SUBSCRIPTION, 1000, 3.0)}
 
 
@@ -215,7 +215,7 @@ def test_messages_of_pulls_that_worked_are_handled_even_if_another_pull_failed()
 
 def test_a_stats_line_every_interval(caplog):
     subscriber = PullingSubscriber([[1]])
-    loop = make(subscriber, stats_interval=0.0)
+    loop = make(subscriber, stats_interval=0.0, pulls=1)
     run_until(loop, lambda: len(subscriber.pulls) >= 10)
     lines = [m for m in messages(caplog, logging.INFO) if m.startswith("test consumer: received")]
     assert len(lines) >= 5
