@@ -16,6 +16,7 @@ from typing import Any
 from ecom_pipeline.cassandra_session import prepare_in_keyspace
 from ecom_pipeline.pubsub import create_stream, delete_stream, publisher_client, subscriber_client
 from ecom_pipeline.settings import Settings
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_DELIVERY_ATTEMPTS = 20  # as setup_pubsub.sh
@@ -168,8 +169,12 @@ class Ledger:
 
 
 def account(pipeline: Pipeline, orders: dict[int, dict], payments: dict[int, dict], orphans=()):
-    """published = rows with their data + dead letters; zero lost, zero duplicated."""
-    rows = pipeline.rows()
+    """published = rows with their data + dead letters; zero lost, zero duplicated.
+
+    The table is read again if the read itself fails (a replica timing out while a node is
+    down on a busy machine); what it returns is checked once, exactly.
+    """
+    rows = eventually(pipeline.rows, timeout=60)
     assert set(rows) == set(orders), (
         f"missing rows {sorted(set(orders) - set(rows))[:20]}, "
         f"unexpected rows {sorted(set(rows) - set(orders))[:20]}"
