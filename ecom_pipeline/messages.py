@@ -141,7 +141,7 @@ def _json_object(data: bytes) -> dict[str, Any]:
         raise InvalidMessage("message", f"larger than {MAX_MESSAGE_BYTES} bytes ({len(data)})")
     try:
         value = _decode_json(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+    except FAST_DECODER_REFUSALS:
         value = _json_with_reasons(data)
     masked, places = card_numbers.mask_json(value)
     if places:
@@ -198,6 +198,7 @@ def _reject_constant(name: str) -> None:
 # again by `json.loads`, for the reason it gives. Both give JSON numbers with a fraction or an
 # exponent as Decimals, so that `_price` sees what was written.
 _decode_json = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
+FAST_DECODER_REFUSALS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def _json_type(value: object) -> str:
